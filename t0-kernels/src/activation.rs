@@ -1,0 +1,58 @@
+//! Activations of the T5 feed-forward block, plain and gated.
+
+/// `gelu_new` (the tanh approximation HF's `NewGELUActivation` uses).
+#[inline]
+pub fn gelu_new(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6; // sqrt(2 / pi)
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))).tanh())
+}
+
+/// SiLU: `x · sigmoid(x)`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// ReLU.
+#[inline]
+pub fn relu(x: f32) -> f32 {
+    x.max(0.0)
+}
+
+/// The activation applied to the (gate) projection of a T5 FFN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+    /// `gelu_new`.
+    GeluNew,
+    /// `x · sigmoid(x)`.
+    Silu,
+}
+
+impl Activation {
+    /// Apply to one value.
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::GeluNew => gelu_new(x),
+            Activation::Silu => silu(x),
+        }
+    }
+}
+
+/// Reference: `x = act(x)` in place.
+pub fn activation_reference(act: Activation, x: &mut [f32]) {
+    for v in x {
+        *v = act.apply(*v);
+    }
+}
+
+/// Reference gated activation: `gate = act(gate) ⊙ up` in place.
+pub fn gated_activation_reference(act: Activation, gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "gated activation: gate and up differ in length");
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = act.apply(*g) * u;
+    }
+}

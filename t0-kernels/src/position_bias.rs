@@ -1,0 +1,46 @@
+//! T5 relative-position buckets, computed exactly as HF's `_relative_position_bucket`.
+
+/// The bucket of `relative_position = key_pos − query_pos`.
+///
+/// Bidirectional (encoder): half the buckets for keys before, half for keys after the query.
+/// Causal (decoder): keys after the query all land in bucket 0 (they are masked anyway).
+/// Beyond `num_buckets / 2` (halved again when bidirectional) distances fall into
+/// logarithmically sized buckets up to `max_distance`; the log is taken in f32 and truncated,
+/// as PyTorch does.
+///
+/// ```
+/// use t0_kernels::relative_position_bucket;
+/// assert_eq!(relative_position_bucket(0, true, 32, 128), 0);
+/// assert_eq!(relative_position_bucket(3, true, 32, 128), 19);
+/// assert_eq!(relative_position_bucket(-3, false, 32, 128), 3);
+/// assert_eq!(relative_position_bucket(-1000, false, 32, 128), 31);
+/// ```
+pub fn relative_position_bucket(
+    relative_position: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> usize {
+    let mut buckets = num_buckets as i64;
+    let mut ret = 0i64;
+    let n = if bidirectional {
+        buckets /= 2;
+        if relative_position > 0 {
+            ret += buckets;
+        }
+        relative_position.abs()
+    } else {
+        (-relative_position).max(0)
+    };
+    let max_exact = buckets / 2;
+    if n < max_exact {
+        return (ret + n) as usize;
+    }
+    let max_exact_f = max_exact as f32;
+    // HF: log(n / max_exact) / math.log(max_distance / max_exact) * (buckets - max_exact),
+    // all in f32 (the Python float scalar is applied in the tensor's dtype), then truncated.
+    let denom = ((max_distance as f64) / (max_exact as f64)).ln() as f32;
+    let scaled = (n as f32 / max_exact_f).ln() / denom * (buckets - max_exact) as f32;
+    let large = (max_exact + scaled as i64).min(buckets - 1);
+    (ret + large) as usize
+}

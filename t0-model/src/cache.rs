@@ -1,0 +1,137 @@
+//! Decoder caches: the cross-attention K/V of the encoder output (computed once per input and
+//! shared by every decoder row that reads it) and the self-attention K/V that grows by one
+//! position per generated token.
+
+use std::sync::Arc;
+
+/// Cross-attention keys and values of every decoder layer for a set of encoded inputs.
+///
+/// Layer `l`'s keys are `k[l]`, `[sources, seq, inner]` row-major; `mask` is the additive
+/// padding mask `[sources, seq]`. Several decoder rows may read one source (answer choices
+/// of one prompt, beams): they index it, nothing is copied.
+#[derive(Debug)]
+pub struct CrossCache {
+    pub(crate) k: Vec<Vec<f32>>,
+    pub(crate) v: Vec<Vec<f32>>,
+    pub(crate) mask: Vec<f32>,
+    pub(crate) sources: usize,
+    pub(crate) seq: usize,
+}
+
+impl CrossCache {
+    /// Number of encoded inputs.
+    pub fn sources(&self) -> usize {
+        self.sources
+    }
+    /// Padded input length.
+    pub fn seq_len(&self) -> usize {
+        self.seq
+    }
+}
+
+/// One layer's self-attention cache: `[rows, heads, capacity, d_kv]` for keys and values.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SelfKv {
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+}
+
+/// The running state of a batch of decoder rows: which encoded input each row attends to,
+/// how many tokens each row has consumed, and the self-attention caches.
+#[derive(Clone, Debug)]
+pub struct DecoderState {
+    pub(crate) cross: Arc<CrossCache>,
+    pub(crate) source_of_row: Vec<usize>,
+    pub(crate) lens: Vec<usize>,
+    pub(crate) layers: Vec<SelfKv>,
+    pub(crate) capacity: usize,
+    pub(crate) heads: usize,
+    pub(crate) d_kv: usize,
+}
+
+impl DecoderState {
+    pub(crate) fn new(
+        cross: Arc<CrossCache>,
+        source_of_row: Vec<usize>,
+        layers: usize,
+        heads: usize,
+        d_kv: usize,
+    ) -> Self {
+        let rows = source_of_row.len();
+        Self {
+            cross,
+            source_of_row,
+            lens: vec![0; rows],
+            layers: vec![SelfKv::default(); layers],
+            capacity: 0,
+            heads,
+            d_kv,
+        }
+    }
+
+    /// Number of decoder rows.
+    pub fn rows(&self) -> usize {
+        self.source_of_row.len()
+    }
+
+    /// Tokens consumed so far by each row.
+    pub fn lens(&self) -> &[usize] {
+        &self.lens
+    }
+
+    /// The encoded input each row attends to.
+    pub fn sources(&self) -> &[usize] {
+        &self.source_of_row
+    }
+
+    /// The shared cross-attention cache.
+    pub fn cross(&self) -> &Arc<CrossCache> {
+        &self.cross
+    }
+
+    /// Make room for `need` positions per row (grows geometrically, keeps the contents).
+    pub(crate) fn reserve(&mut self, need: usize) {
+        if need <= self.capacity {
+            return;
+        }
+        let new_cap = need.max(self.capacity * 2).max(16);
+        let (rows, heads, d) = (self.rows(), self.heads, self.d_kv);
+        let old_cap = self.capacity;
+        for layer in &mut self.layers {
+            for buf in [&mut layer.k, &mut layer.v] {
+                let mut grown = vec![0.0f32; rows * heads * new_cap * d];
+                for rh in 0..rows * heads {
+                    let n = old_cap * d;
+                    grown[rh * new_cap * d..rh * new_cap * d + n].copy_from_slice(&buf[rh * n..(rh + 1) * n]);
+                }
+                *buf = grown;
+            }
+        }
+        self.capacity = new_cap;
+    }
+
+    /// Keep only the rows `keep` (in that order; a row may repeat), e.g. to follow beams or to
+    /// drop finished sequences. An index that is not a row is an error.
+    pub fn select_rows(&mut self, keep: &[usize]) -> crate::Result<()> {
+        if let Some(&bad) = keep.iter().find(|&&r| r >= self.rows()) {
+            return Err(crate::ModelError::InvalidArgument(format!(
+                "select_rows: row {bad} does not exist (the state has {} rows)",
+                self.rows()
+            )));
+        }
+        let (heads, d, cap) = (self.heads, self.d_kv, self.capacity);
+        let block = heads * cap * d;
+        for layer in &mut self.layers {
+            for buf in [&mut layer.k, &mut layer.v] {
+                let mut out = Vec::with_capacity(keep.len() * block);
+                for &r in keep {
+                    out.extend_from_slice(&buf[r * block..(r + 1) * block]);
+                }
+                *buf = out;
+            }
+        }
+        self.source_of_row = keep.iter().map(|&r| self.source_of_row[r]).collect();
+        self.lens = keep.iter().map(|&r| self.lens[r]).collect();
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! [`T5Config`]: the model's hyper-parameters, read from HF's `config.json`.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use t0_kernels::activation::Activation;
+
+use crate::{ModelError, Result};
+
+/// The feed-forward block of each layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedForward {
+    /// The activation.
+    pub activation: Activation,
+    /// Gated (`wo(act(wi_0 x) ⊙ wi_1 x)`) or plain (`wo(act(wi x))`).
+    pub gated: bool,
+}
+
+/// T5 hyper-parameters, with HF's names and defaults.
+///
+/// ```
+/// let json = r#"{"vocab_size": 32128, "d_model": 2048, "d_kv": 64, "d_ff": 5120,
+///   "num_layers": 24, "num_heads": 32, "feed_forward_proj": "gated-gelu",
+///   "tie_word_embeddings": false}"#;
+/// let c = t0_model::T5Config::from_json_str(json, "config.json".as_ref()).unwrap();
+/// assert_eq!(c.num_decoder_layers, 24);
+/// assert!(c.feed_forward.gated);
+/// assert_eq!(c.inner_dim(), 2048);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct T5Config {
+    /// Rows of the embedding table (and of the LM head).
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Width of one attention head.
+    pub d_kv: usize,
+    /// Width of the feed-forward hidden layer.
+    pub d_ff: usize,
+    /// Encoder layers.
+    pub num_layers: usize,
+    /// Decoder layers (HF: defaults to `num_layers`).
+    pub num_decoder_layers: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Relative-position buckets (default 32).
+    pub relative_attention_num_buckets: usize,
+    /// Distance beyond which buckets stop growing (default 128).
+    pub relative_attention_max_distance: usize,
+    /// RMS norm epsilon (default 1e-6).
+    pub layer_norm_epsilon: f32,
+    /// The feed-forward kind (`feed_forward_proj`, default `relu`).
+    pub feed_forward: FeedForward,
+    /// The original `feed_forward_proj` string.
+    pub feed_forward_proj: String,
+    /// LM head shares the embedding (and the decoder output is scaled by `d_model^-0.5`).
+    pub tie_word_embeddings: bool,
+    /// First decoder input (default: the pad id, 0).
+    pub decoder_start_token_id: u32,
+    /// End of sequence (default 1).
+    pub eos_token_id: u32,
+    /// Padding (default 0).
+    pub pad_token_id: u32,
+}
+
+struct Keys<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a Path,
+}
+
+impl Keys<'_> {
+    fn err(&self, key: &str, reason: impl Into<String>) -> ModelError {
+        ModelError::Config { path: self.path.to_path_buf(), key: key.to_string(), reason: reason.into() }
+    }
+
+    fn usize_opt(&self, key: &str) -> Result<Option<usize>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| self.err(key, format!("expected a non-negative integer, found {v}"))),
+        }
+    }
+
+    fn usize_req(&self, key: &str) -> Result<usize> {
+        self.usize_opt(key)?.ok_or_else(|| self.err(key, "missing (required for a T5 model)"))
+    }
+
+    fn positive(&self, key: &str, v: usize, max: usize) -> Result<usize> {
+        if v == 0 {
+            return Err(self.err(key, "must be at least 1, found 0"));
+        }
+        if v > max {
+            return Err(self.err(key, format!("{v} is absurdly large (limit {max})")));
+        }
+        Ok(v)
+    }
+
+    fn token_id(&self, key: &str, default: u32) -> Result<u32> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            // HF allows a list of eos ids; the first is the one T5 generates.
+            Some(Value::Array(a)) if key == "eos_token_id" && !a.is_empty() => self.id_value(key, &a[0]),
+            Some(v) => self.id_value(key, v),
+        }
+    }
+
+    fn id_value(&self, key: &str, v: &Value) -> Result<u32> {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| self.err(key, format!("expected a token id, found {v}")))
+    }
+}
+
+impl T5Config {
+    /// Read and validate `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parse and validate config JSON; `path` is only used in error messages.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ModelError::Config {
+            path: path.into(),
+            key: "(file)".into(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        let Value::Object(map) = &value else {
+            return Err(ModelError::Config {
+                path: path.into(),
+                key: "(file)".into(),
+                reason: "not a JSON object".into(),
+            });
+        };
+        let k = Keys { map, path };
+        if let Some(mt) = map.get("model_type") {
+            match mt.as_str() {
+                Some("t5") | Some("mt5") => {}
+                _ => return Err(k.err("model_type", format!("{mt} is not a T5 model (expected \"t5\" or \"mt5\")"))),
+            }
+        }
+        const BIG: usize = 1 << 20;
+        let vocab_size = k.positive("vocab_size", k.usize_req("vocab_size")?, 1 << 24)?;
+        let d_model = k.positive("d_model", k.usize_req("d_model")?, 1 << 16)?;
+        let d_kv = k.positive("d_kv", k.usize_req("d_kv")?, 1 << 12)?;
+        let d_ff = k.positive("d_ff", k.usize_req("d_ff")?, BIG)?;
+        let num_layers = k.positive("num_layers", k.usize_req("num_layers")?, 1024)?;
+        let num_decoder_layers =
+            k.positive("num_decoder_layers", k.usize_opt("num_decoder_layers")?.unwrap_or(num_layers), 1024)?;
+        let num_heads = k.positive("num_heads", k.usize_req("num_heads")?, 1024)?;
+        if num_heads * d_kv > BIG {
+            return Err(k.err("num_heads", format!("num_heads · d_kv = {} is absurdly large", num_heads * d_kv)));
+        }
+        let buckets = k.usize_opt("relative_attention_num_buckets")?.unwrap_or(32);
+        if !(2..=1 << 16).contains(&buckets) {
+            return Err(
+                k.err("relative_attention_num_buckets", format!("must be between 2 and 65536, found {buckets}"))
+            );
+        }
+        let max_distance = k.usize_opt("relative_attention_max_distance")?.unwrap_or(128);
+        if max_distance == 0 {
+            return Err(k.err("relative_attention_max_distance", "must be at least 1, found 0"));
+        }
+        let eps = match map.get("layer_norm_epsilon") {
+            None | Some(Value::Null) => 1e-6,
+            Some(v) => match v.as_f64() {
+                Some(x) if x > 0.0 && x < 1.0 => x as f32,
+                _ => return Err(k.err("layer_norm_epsilon", format!("expected a small positive number, found {v}"))),
+            },
+        };
+        let proj = match map.get("feed_forward_proj") {
+            None | Some(Value::Null) => "relu".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return Err(k.err("feed_forward_proj", format!("expected a string, found {v}"))),
+        };
+        let feed_forward = parse_feed_forward(&proj).ok_or_else(|| {
+            k.err(
+                "feed_forward_proj",
+                format!(
+                    "{proj:?} is not supported (expected relu, gated-gelu, gated-silu, gated-relu, silu or gelu_new)"
+                ),
+            )
+        })?;
+        let tie_word_embeddings = match map.get("tie_word_embeddings") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(k.err("tie_word_embeddings", format!("expected true or false, found {v}"))),
+        };
+        let pad_token_id = k.token_id("pad_token_id", 0)?;
+        let eos_token_id = k.token_id("eos_token_id", 1)?;
+        let decoder_start_token_id = k.token_id("decoder_start_token_id", pad_token_id)?;
+        for (key, id) in [
+            ("pad_token_id", pad_token_id),
+            ("eos_token_id", eos_token_id),
+            ("decoder_start_token_id", decoder_start_token_id),
+        ] {
+            if id as usize >= vocab_size {
+                return Err(k.err(key, format!("{id} is not below vocab_size {vocab_size}")));
+            }
+        }
+        Ok(Self {
+            vocab_size,
+            d_model,
+            d_kv,
+            d_ff,
+            num_layers,
+            num_decoder_layers,
+            num_heads,
+            relative_attention_num_buckets: buckets,
+            relative_attention_max_distance: max_distance,
+            layer_norm_epsilon: eps,
+            feed_forward,
+            feed_forward_proj: proj,
+            tie_word_embeddings,
+            decoder_start_token_id,
+            eos_token_id,
+            pad_token_id,
+        })
+    }
+
+    /// Width of the attention projections, `num_heads · d_kv` (may differ from `d_model`).
+    pub fn inner_dim(&self) -> usize {
+        self.num_heads * self.d_kv
+    }
+
+    /// Number of parameters (tied tables counted once).
+    pub fn num_parameters(&self) -> usize {
+        let (d, inner, ff) = (self.d_model, self.inner_dim(), self.d_ff);
+        let ffn = if self.feed_forward.gated { 3 * d * ff } else { 2 * d * ff };
+        let attn = 4 * d * inner;
+        let bias = self.relative_attention_num_buckets * self.num_heads;
+        let enc = self.num_layers * (attn + ffn + 2 * d) + bias + d;
+        let dec = self.num_decoder_layers * (2 * attn + ffn + 3 * d) + bias + d;
+        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * d };
+        self.vocab_size * d + enc + dec + head
+    }
+}
+
+fn parse_feed_forward(proj: &str) -> Option<FeedForward> {
+    // HF: `act_info = feed_forward_proj.split("-")`; gated iff it has the form `gated-<act>`;
+    // "gated-gelu" means gelu_new (the tanh approximation).
+    let (gated, act) = match proj.split_once('-') {
+        Some(("gated", act)) => (true, act),
+        Some(_) => return None,
+        None => (false, proj),
+    };
+    let activation = match (act, gated) {
+        ("relu", _) => Activation::Relu,
+        ("gelu", true) | ("gelu_new", _) => Activation::GeluNew,
+        ("silu", _) | ("swish", _) => Activation::Silu,
+        _ => return None,
+    };
+    Some(FeedForward { activation, gated })
+}

@@ -1,0 +1,142 @@
+//! The T5 decoder: embedding, `num_decoder_layers` × (causal self-attention with a KV cache,
+//! cross-attention over the encoder output, feed-forward), final norm.
+
+use t0_kernels::{AttentionArgs, Kernels};
+
+use crate::attention::Attention;
+use crate::cache::DecoderState;
+use crate::feed_forward::FeedForward;
+use crate::linear::Linear;
+use crate::position_bias::RelativeBias;
+
+/// One decoder block.
+#[derive(Clone, Debug)]
+pub struct DecoderLayer {
+    pub(crate) self_norm: Vec<f32>,
+    pub(crate) self_attn: Attention,
+    pub(crate) cross_norm: Vec<f32>,
+    pub(crate) cross_attn: Attention,
+    pub(crate) ff_norm: Vec<f32>,
+    pub(crate) ff: FeedForward,
+}
+
+/// The decoder stack. Only the first block's self-attention has a bias table (causal buckets);
+/// cross-attention has no position bias.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    pub(crate) layers: Vec<DecoderLayer>,
+    pub(crate) bias: RelativeBias,
+    pub(crate) final_norm: Vec<f32>,
+    pub(crate) eps: f32,
+    pub(crate) heads: usize,
+    pub(crate) d_kv: usize,
+}
+
+impl Decoder {
+    /// Run `t` new tokens for every row of `state` (`tokens` is `[rows, t]`), appending to the
+    /// self-attention caches. Returns the final-norm hidden states `[rows · t, d_model]`.
+    pub(crate) fn forward(
+        &self,
+        k: &dyn Kernels,
+        embed: &Linear,
+        state: &mut DecoderState,
+        tokens: &[u32],
+        t: usize,
+    ) -> Vec<f32> {
+        let rows = state.rows();
+        let d = embed.in_features();
+        let (heads, dkv) = (self.heads, self.d_kv);
+        let inner = heads * dkv;
+        let m = rows * t;
+        let max_end = state.lens.iter().map(|&l| l + t).max().unwrap_or(t);
+        state.reserve(max_end);
+        let cap = state.capacity;
+        let bias = self.bias.vectors(-(max_end as i64 - 1), 0);
+
+        let mut h = vec![0.0f32; m * d];
+        k.embedding(&embed.view(), tokens, &mut h);
+        let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
+        let (mut q, mut kn, mut vn, mut ctx) =
+            (vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
+        let cross = state.cross.clone();
+        let s = cross.seq;
+        for (l, layer) in self.layers.iter().enumerate() {
+            // Causal self-attention: write this call's keys/values into the cache, then attend.
+            k.rms_norm(&h, &layer.self_norm, self.eps, &mut normed);
+            layer.self_attn.q.forward(k, &normed, m, &mut q);
+            layer.self_attn.k.forward(k, &normed, m, &mut kn);
+            layer.self_attn.v.forward(k, &normed, m, &mut vn);
+            let cache = &mut state.layers[l];
+            for r in 0..rows {
+                let p0 = state.lens[r];
+                for i in 0..t {
+                    let src = (r * t + i) * inner;
+                    for hh in 0..heads {
+                        let dst = ((r * heads + hh) * cap + p0 + i) * dkv;
+                        cache.k[dst..dst + dkv].copy_from_slice(&kn[src + hh * dkv..src + (hh + 1) * dkv]);
+                        cache.v[dst..dst + dkv].copy_from_slice(&vn[src + hh * dkv..src + (hh + 1) * dkv]);
+                    }
+                }
+            }
+            for r in 0..rows {
+                let p0 = state.lens[r];
+                let block = r * heads * cap * dkv..(r + 1) * heads * cap * dkv;
+                let args = AttentionArgs {
+                    q: &q[r * t * inner..(r + 1) * t * inner],
+                    k: &cache.k[block.clone()],
+                    v: &cache.v[block],
+                    heads,
+                    d_kv: dkv,
+                    q_len: t,
+                    kv_len: p0 + t,
+                    q_row_stride: inner,
+                    kv_head_stride: cap * dkv,
+                    kv_row_stride: dkv,
+                    q_pos0: p0,
+                    causal: true,
+                    bias: Some(bias.view()),
+                    mask: None,
+                };
+                k.attention(&args, &mut ctx[r * t * inner..(r + 1) * t * inner]);
+            }
+            layer.self_attn.o.forward(k, &ctx, m, &mut tmp);
+            k.add_assign(&mut h, &tmp);
+
+            // Cross-attention over the encoder output of each row's source.
+            k.rms_norm(&h, &layer.cross_norm, self.eps, &mut normed);
+            layer.cross_attn.q.forward(k, &normed, m, &mut q);
+            for r in 0..rows {
+                let src = state.source_of_row[r];
+                let block = src * s * inner..(src + 1) * s * inner;
+                let args = AttentionArgs {
+                    q: &q[r * t * inner..(r + 1) * t * inner],
+                    k: &cross.k[l][block.clone()],
+                    v: &cross.v[l][block],
+                    heads,
+                    d_kv: dkv,
+                    q_len: t,
+                    kv_len: s,
+                    q_row_stride: inner,
+                    kv_head_stride: dkv,
+                    kv_row_stride: inner,
+                    q_pos0: 0,
+                    causal: false,
+                    bias: None,
+                    mask: Some(&cross.mask[src * s..(src + 1) * s]),
+                };
+                k.attention(&args, &mut ctx[r * t * inner..(r + 1) * t * inner]);
+            }
+            layer.cross_attn.o.forward(k, &ctx, m, &mut tmp);
+            k.add_assign(&mut h, &tmp);
+
+            k.rms_norm(&h, &layer.ff_norm, self.eps, &mut normed);
+            layer.ff.forward(k, &normed, m, &mut tmp);
+            k.add_assign(&mut h, &tmp);
+        }
+        for l in &mut state.lens {
+            *l += t;
+        }
+        k.rms_norm(&h, &self.final_norm, self.eps, &mut normed);
+        normed
+    }
+}

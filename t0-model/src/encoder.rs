@@ -1,0 +1,85 @@
+//! The T5 encoder: embedding, `num_layers` × (self-attention, feed-forward), final norm.
+
+use t0_kernels::{AttentionArgs, Kernels};
+
+use crate::attention::Attention;
+use crate::feed_forward::FeedForward;
+use crate::linear::Linear;
+use crate::position_bias::RelativeBias;
+
+/// One encoder block.
+#[derive(Clone, Debug)]
+pub struct EncoderLayer {
+    pub(crate) attn_norm: Vec<f32>,
+    pub(crate) attn: Attention,
+    pub(crate) ff_norm: Vec<f32>,
+    pub(crate) ff: FeedForward,
+}
+
+/// The encoder stack. Only the first block's bias table exists; every block uses it.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    pub(crate) layers: Vec<EncoderLayer>,
+    pub(crate) bias: RelativeBias,
+    pub(crate) final_norm: Vec<f32>,
+    pub(crate) eps: f32,
+    pub(crate) heads: usize,
+    pub(crate) d_kv: usize,
+}
+
+impl Encoder {
+    /// Hidden states `[batch · seq, d_model]` for `ids` (`[batch, seq]`, row-major) with the
+    /// additive key mask `mask_add` (`[batch, seq]`: 0 for tokens, `f32::MIN` for padding).
+    pub(crate) fn forward(
+        &self,
+        k: &dyn Kernels,
+        embed: &Linear,
+        ids: &[u32],
+        mask_add: &[f32],
+        batch: usize,
+        seq: usize,
+    ) -> Vec<f32> {
+        let d = embed.in_features();
+        let inner = self.heads * self.d_kv;
+        let m = batch * seq;
+        let mut h = vec![0.0f32; m * d];
+        k.embedding(&embed.view(), ids, &mut h);
+        let bias = self.bias.vectors(-(seq as i64 - 1), seq as i64 - 1);
+        let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
+        let (mut q, mut kk, mut v, mut ctx) =
+            (vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
+        for layer in &self.layers {
+            k.rms_norm(&h, &layer.attn_norm, self.eps, &mut normed);
+            layer.attn.q.forward(k, &normed, m, &mut q);
+            layer.attn.k.forward(k, &normed, m, &mut kk);
+            layer.attn.v.forward(k, &normed, m, &mut v);
+            for b in 0..batch {
+                let rows = b * seq * inner..(b + 1) * seq * inner;
+                let args = AttentionArgs {
+                    q: &q[rows.clone()],
+                    k: &kk[rows.clone()],
+                    v: &v[rows.clone()],
+                    heads: self.heads,
+                    d_kv: self.d_kv,
+                    q_len: seq,
+                    kv_len: seq,
+                    q_row_stride: inner,
+                    kv_head_stride: self.d_kv,
+                    kv_row_stride: inner,
+                    q_pos0: 0,
+                    causal: false,
+                    bias: Some(bias.view()),
+                    mask: Some(&mask_add[b * seq..(b + 1) * seq]),
+                };
+                k.attention(&args, &mut ctx[rows]);
+            }
+            layer.attn.o.forward(k, &ctx, m, &mut tmp);
+            k.add_assign(&mut h, &tmp);
+            k.rms_norm(&h, &layer.ff_norm, self.eps, &mut normed);
+            layer.ff.forward(k, &normed, m, &mut tmp);
+            k.add_assign(&mut h, &tmp);
+        }
+        k.rms_norm(&h, &self.final_norm, self.eps, &mut normed);
+        normed
+    }
+}

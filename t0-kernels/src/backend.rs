@@ -1,13 +1,15 @@
 //! The seam between the model and the kernels: the [`Kernels`] trait, the scalar reference
-//! implementation, and [`select`], which picks an implementation once per process.
+//! implementation, the SIMD implementations, and [`select`], which picks one once per process.
 //!
-//! To plug in your own kernels, implement [`Kernels`] (delegating to [`ScalarKernels`] for the
-//! ops you do not replace) and hand it to the model when you load it.
+//! To plug in your own kernels, implement [`Kernels`], overriding the ops you replace and
+//! delegating the rest to [`select()`] (or to [`ScalarKernels`]), and hand it to the model when
+//! you load it. `examples/custom_kernels.rs` shows one.
 
 use std::sync::OnceLock;
 
 use crate::activation::{activation_reference, gated_activation_reference, Activation};
 use crate::attention::{attention_reference, AttentionArgs};
+use crate::elementwise::{add_assign_reference, scale_reference};
 use crate::embedding::embedding_reference;
 use crate::matmul::{matmul_reference, WeightView};
 use crate::rms_norm::rms_norm_reference;
@@ -15,6 +17,9 @@ use crate::softmax::{log_softmax_reference, softmax_reference};
 
 /// Every op the T5 forward pass needs. Implementations must be thread-safe; the model calls
 /// them from one thread at a time per sequence batch and they may use rayon inside.
+///
+/// Every method has a default: the scalar reference. An implementation overrides what it
+/// accelerates.
 pub trait Kernels: Send + Sync + std::fmt::Debug {
     /// A short name (`"scalar"`, `"avx512"`, …) for logs and benches.
     fn name(&self) -> &'static str;
@@ -51,17 +56,12 @@ pub trait Kernels: Send + Sync + std::fmt::Debug {
 
     /// `acc += x` elementwise (the residual connection).
     fn add_assign(&self, acc: &mut [f32], x: &[f32]) {
-        assert_eq!(acc.len(), x.len(), "add_assign: length mismatch");
-        for (a, &b) in acc.iter_mut().zip(x) {
-            *a += b;
-        }
+        add_assign_reference(acc, x)
     }
 
     /// `x *= s` elementwise.
     fn scale(&self, x: &mut [f32], s: f32) {
-        for v in x {
-            *v *= s;
-        }
+        scale_reference(x, s)
     }
 
     /// Rows `ids` of an embedding table, widened to f32, into `out` (`[ids.len(), cols]`).
@@ -85,9 +85,133 @@ impl Kernels for ScalarKernels {
     }
 }
 
-/// The implementations this build offers, by name.
+/// Implements [`Kernels`] for one instruction set: element-wise ops and attention through the
+/// generic SIMD code in each op's module (instantiated here inside `#[target_feature]`
+/// functions), matmul through the shared drivers in [`crate::matmul`].
+macro_rules! simd_kernels {
+    (
+        $(#[$meta:meta])*
+        $name:ident, label = $label:literal, features = $features:literal, vec = $V:ty, isa = $Isa:ty
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name {
+            isa: $Isa,
+        }
+
+        impl $name {
+            /// The kernels, if this CPU supports them.
+            pub fn new() -> Option<Self> {
+                <$Isa>::detect().map(|isa| $name { isa })
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn rms_norm_tf(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+            crate::rms_norm::rms_norm_simd::<$V>(x, weight, eps, out)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn softmax_tf(row: &mut [f32]) {
+            crate::softmax::softmax_simd::<$V>(row)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn log_softmax_tf(row: &mut [f32]) {
+            crate::softmax::log_softmax_simd::<$V>(row)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn activation_tf(act: crate::activation::Activation, x: &mut [f32]) {
+            crate::activation::activation_simd::<$V>(act, x)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn gated_activation_tf(act: crate::activation::Activation, gate: &mut [f32], up: &[f32]) {
+            crate::activation::gated_activation_simd::<$V>(act, gate, up)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn add_assign_tf(acc: &mut [f32], x: &[f32]) {
+            crate::elementwise::add_assign_simd::<$V>(acc, x)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn scale_tf(x: &mut [f32], s: f32) {
+            crate::elementwise::scale_simd::<$V>(x, s)
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn attention_head_tf(a: &crate::attention::AttentionArgs<'_>, h: usize, out: *mut f32) {
+            crate::attention::attention_head_simd::<$V>(a, h, out)
+        }
+
+        // SAFETY (every `unsafe` block below): a `$name` exists only if `new` detected the
+        // instruction set the `_tf` functions are compiled for.
+        impl crate::backend::Kernels for $name {
+            fn name(&self) -> &'static str {
+                $label
+            }
+            fn matmul(&self, x: &[f32], m: usize, w: &crate::matmul::WeightView<'_>, out: &mut [f32]) {
+                crate::matmul::matmul_with(self.isa, x, m, w, out)
+            }
+            fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+                unsafe { rms_norm_tf(x, weight, eps, out) }
+            }
+            fn softmax(&self, row: &mut [f32]) {
+                unsafe { softmax_tf(row) }
+            }
+            fn log_softmax(&self, row: &mut [f32]) {
+                unsafe { log_softmax_tf(row) }
+            }
+            fn activation(&self, act: crate::activation::Activation, x: &mut [f32]) {
+                unsafe { activation_tf(act, x) }
+            }
+            fn gated_activation(&self, act: crate::activation::Activation, gate: &mut [f32], up: &[f32]) {
+                unsafe { gated_activation_tf(act, gate, up) }
+            }
+            fn add_assign(&self, acc: &mut [f32], x: &[f32]) {
+                unsafe { add_assign_tf(acc, x) }
+            }
+            fn scale(&self, x: &mut [f32], s: f32) {
+                unsafe { scale_tf(x, s) }
+            }
+            fn attention(&self, args: &crate::attention::AttentionArgs<'_>, out: &mut [f32]) {
+                unsafe { crate::attention::attention_by_heads(args, out, attention_head_tf) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
+#[cfg(target_arch = "x86_64")]
+pub use avx2::Avx2Kernels;
+#[cfg(target_arch = "x86_64")]
+pub use avx512::Avx512Kernels;
+#[cfg(target_arch = "aarch64")]
+pub use neon::NeonKernels;
+
+/// The implementations this CPU can run, slowest first (the scalar reference is always there).
 pub fn available() -> Vec<&'static dyn Kernels> {
-    vec![&ScalarKernels]
+    let mut all: Vec<&'static dyn Kernels> = vec![&ScalarKernels];
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: OnceLock<Option<Avx2Kernels>> = OnceLock::new();
+        static AVX512: OnceLock<Option<Avx512Kernels>> = OnceLock::new();
+        if let Some(k) = AVX2.get_or_init(Avx2Kernels::new) {
+            all.push(k);
+        }
+        if let Some(k) = AVX512.get_or_init(Avx512Kernels::new) {
+            all.push(k);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        static NEON: OnceLock<Option<NeonKernels>> = OnceLock::new();
+        if let Some(k) = NEON.get_or_init(NeonKernels::new) {
+            all.push(k);
+        }
+    }
+    all
 }
 
 /// The best implementation for this CPU, chosen once per process.

@@ -1,0 +1,70 @@
+//! Run-time CPU feature detection (cached by `std`).
+
+/// AVX-512 F/BW/VL/DQ with FMA and F16C: what the `avx512` kernels require.
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512dq")
+            && has_avx2()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// AVX-512 VNNI (`vpdpbusd`), used by the `avx512` int8 kernels when present.
+pub fn has_avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// AVX-512 BF16 (`vdpbf16ps`).
+pub fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// AVX2 with FMA and F16C: what the `avx2` kernels require.
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A one-line summary of the features the kernels care about, for logs and benches.
+pub fn summary() -> String {
+    let flags = [
+        ("avx2+fma+f16c", has_avx2()),
+        ("avx512", has_avx512()),
+        ("avx512vnni", has_avx512_vnni()),
+        ("avx512bf16", has_avx512_bf16()),
+        ("neon", cfg!(target_arch = "aarch64")),
+    ];
+    let on: Vec<&str> = flags.iter().filter(|f| f.1).map(|f| f.0).collect();
+    if on.is_empty() {
+        "none".to_string()
+    } else {
+        on.join(" ")
+    }
+}

@@ -1,0 +1,547 @@
+//! AVX2 + FMA matmul kernels (8-lane vectors, 16 registers). Panels are 32 outputs wide, so the
+//! tiles walk each panel as two 16-output halves. See [`super::MatmulIsa`] for the contracts.
+
+use std::arch::x86_64::*;
+
+use super::{MatmulIsa, MR_INT8, PANEL};
+use crate::quant::quantize_row_reference;
+
+/// Rows per f32 GEMM tile: 6 × 16 outputs = 12 accumulators of the 16 ymm registers.
+const MR: usize = 6;
+
+/// AVX2 + FMA kernels; constructible only when the CPU has them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2 {
+    _detected: (),
+}
+
+impl Avx2 {
+    /// The kernels, if this CPU has AVX2, FMA and F16C.
+    pub(crate) fn detect() -> Option<Self> {
+        crate::cpu::has_avx2().then_some(Avx2 { _detected: () })
+    }
+
+    /// The kernels, on a CPU known to have AVX2 (e.g. one with AVX-512).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    pub(crate) unsafe fn assume() -> Self {
+        Avx2 { _detected: () }
+    }
+}
+
+/// Lane mask with the first `n` (≤ 8) lanes set, for `maskload`/`maskstore`.
+#[inline(always)]
+unsafe fn lane_mask(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
+/// A row-major weight element type the GEMV kernels can widen to f32.
+trait Elem {
+    type T: Copy;
+    /// 8 values from `p`, as f32.
+    unsafe fn load8(p: *const Self::T) -> __m256;
+    /// One value as f32.
+    fn widen(v: Self::T) -> f32;
+}
+
+struct ElemF32;
+impl Elem for ElemF32 {
+    type T = f32;
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    fn widen(v: f32) -> f32 {
+        v
+    }
+}
+
+struct ElemBf16;
+impl Elem for ElemBf16 {
+    type T = u16;
+    #[inline(always)]
+    unsafe fn load8(p: *const u16) -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()))))
+    }
+    #[inline(always)]
+    fn widen(v: u16) -> f32 {
+        super::pack::bf16_bits_to_f32(v)
+    }
+}
+
+struct ElemF16;
+impl Elem for ElemF16 {
+    type T = u16;
+    #[inline(always)]
+    unsafe fn load8(p: *const u16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+    }
+    #[inline(always)]
+    fn widen(v: u16) -> f32 {
+        super::pack::f16_bits_to_f32(v)
+    }
+}
+
+/// Sum of the eight lanes.
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// `out[i·ldo + r] = x_i · w_r` for `M` rows of `x` and `R` rows of `w` (row length `k`).
+#[inline(always)]
+unsafe fn dot_block<E: Elem, const M: usize, const R: usize>(
+    x: *const f32,
+    k: usize,
+    w: *const E::T,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); R]; M];
+    let mut kk = 0;
+    while kk + 8 <= k {
+        let mut wv = [_mm256_setzero_ps(); R];
+        for (r, v) in wv.iter_mut().enumerate() {
+            *v = E::load8(w.add(r * k + kk));
+        }
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            let xv = _mm256_loadu_ps(x.add(i * k + kk));
+            for (a, &v) in acc_i.iter_mut().zip(&wv) {
+                *a = _mm256_fmadd_ps(xv, v, *a);
+            }
+        }
+        kk += 8;
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        for (r, a) in acc_i.iter().enumerate() {
+            let mut s = hsum(*a);
+            for t in kk..k {
+                s += *x.add(i * k + t) * E::widen(*w.add(r * k + t));
+            }
+            *out.add(i * ldo + r) = s;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn gemv_rows_m<E: Elem, const M: usize, const R: usize>(
+    x: *const f32,
+    k: usize,
+    w: *const E::T,
+    rows: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut r = 0;
+    while r + R <= rows {
+        dot_block::<E, M, R>(x, k, w.add(r * k), out.add(r), ldo);
+        r += R;
+    }
+    while r < rows {
+        dot_block::<E, M, 1>(x, k, w.add(r * k), out.add(r), ldo);
+        r += 1;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemv_rows<E: Elem>(
+    x: *const f32,
+    m: usize,
+    k: usize,
+    w: *const E::T,
+    rows: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    match m {
+        1 => gemv_rows_m::<E, 1, 4>(x, k, w, rows, out, ldo),
+        2 => gemv_rows_m::<E, 2, 4>(x, k, w, rows, out, ldo),
+        3 => gemv_rows_m::<E, 3, 3>(x, k, w, rows, out, ldo),
+        4 => gemv_rows_m::<E, 4, 2>(x, k, w, rows, out, ldo),
+        5 => gemv_rows_m::<E, 5, 2>(x, k, w, rows, out, ldo),
+        6 => gemv_rows_m::<E, 6, 2>(x, k, w, rows, out, ldo),
+        7 => gemv_rows_m::<E, 7, 1>(x, k, w, rows, out, ldo),
+        8 => gemv_rows_m::<E, 8, 1>(x, k, w, rows, out, ldo),
+        _ => unreachable!("gemv_rows: m = {m} > 8"),
+    }
+}
+
+/// Writes (or adds) an `MR × 16` half-panel tile to `c`, keeping columns `< nc` (≤ 16).
+#[inline(always)]
+unsafe fn store_half<const MR: usize>(acc: &[[__m256; 2]; MR], c: *mut f32, ldc: usize, nc: usize, accumulate: bool) {
+    let full = nc >= 16;
+    let (m0, m1) = (lane_mask(nc.min(8)), lane_mask(nc.saturating_sub(8).min(8)));
+    for (i, a) in acc.iter().enumerate() {
+        let p = c.add(i * ldc);
+        let (mut v0, mut v1) = (a[0], a[1]);
+        if full {
+            if accumulate {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
+            }
+            _mm256_storeu_ps(p, v0);
+            _mm256_storeu_ps(p.add(8), v1);
+        } else {
+            if accumulate {
+                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(p, m0));
+                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(p.add(8), m1));
+            }
+            _mm256_maskstore_ps(p, m0, v0);
+            _mm256_maskstore_ps(p.add(8), m1, v1);
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_f32_m<const MR: usize>(
+    kc: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    for half in 0..2 {
+        let nch = nc.saturating_sub(half * 16).min(16);
+        if nch == 0 {
+            break;
+        }
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (mut pa, mut pb) = (a, b.add(half * 16));
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_ps(pb);
+            let b1 = _mm256_loadu_ps(pb.add(8));
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*pa.add(i));
+                acc_i[0] = _mm256_fmadd_ps(av, b0, acc_i[0]);
+                acc_i[1] = _mm256_fmadd_ps(av, b1, acc_i[1]);
+            }
+            pa = pa.add(a_ks);
+            pb = pb.add(PANEL);
+        }
+        store_half::<MR>(&acc, c.add(half * 16), ldc, nch, accumulate);
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_f32(
+    mr: usize,
+    kc: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    // `mr` may exceed MR when the GEMV path (m ≤ 8) calls; split the rows.
+    let mut i0 = 0;
+    while i0 < mr {
+        let rows = (mr - i0).min(MR);
+        let (ai, ci) = (a.add(i0), c.add(i0 * ldc));
+        match rows {
+            1 => tile_f32_m::<1>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            2 => tile_f32_m::<2>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            3 => tile_f32_m::<3>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            4 => tile_f32_m::<4>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            5 => tile_f32_m::<5>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            _ => tile_f32_m::<6>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+        }
+        i0 += rows;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_bf16_m<const MR: usize>(
+    kp: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+    for half in 0..2 {
+        let nch = nc.saturating_sub(half * 16).min(16);
+        if nch == 0 {
+            break;
+        }
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (mut pa, mut pb) = (a, b.add(half * 32));
+        for _ in 0..kp {
+            let r0 = _mm256_loadu_si256(pb.cast());
+            let r1 = _mm256_loadu_si256(pb.add(16).cast());
+            let e0 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r0));
+            let o0 = _mm256_castsi256_ps(_mm256_and_si256(r0, hi));
+            let e1 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r1));
+            let o1 = _mm256_castsi256_ps(_mm256_and_si256(r1, hi));
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let a0 = _mm256_set1_ps(*pa.add(i));
+                let a1 = _mm256_set1_ps(*pa.add(a_ks + i));
+                acc_i[0] = _mm256_fmadd_ps(a0, e0, acc_i[0]);
+                acc_i[1] = _mm256_fmadd_ps(a0, e1, acc_i[1]);
+                acc_i[0] = _mm256_fmadd_ps(a1, o0, acc_i[0]);
+                acc_i[1] = _mm256_fmadd_ps(a1, o1, acc_i[1]);
+            }
+            pa = pa.add(2 * a_ks);
+            pb = pb.add(2 * PANEL);
+        }
+        store_half::<MR>(&acc, c.add(half * 16), ldc, nch, false);
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_bf16(
+    mr: usize,
+    kp: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    let mut i0 = 0;
+    while i0 < mr {
+        let rows = (mr - i0).min(4);
+        let (ai, ci) = (a.add(i0), c.add(i0 * ldc));
+        match rows {
+            1 => tile_bf16_m::<1>(kp, ai, a_ks, b, ci, ldc, nc),
+            2 => tile_bf16_m::<2>(kp, ai, a_ks, b, ci, ldc, nc),
+            3 => tile_bf16_m::<3>(kp, ai, a_ks, b, ci, ldc, nc),
+            _ => tile_bf16_m::<4>(kp, ai, a_ks, b, ci, ldc, nc),
+        }
+        i0 += rows;
+    }
+}
+
+/// The AVX2 int8 microkernel (signed activations): `vpmaddubsw(|x|, sign(w, x))` never
+/// saturates because codes are within ±127, then `vpmaddwd` by ones widens to i32.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_int8_m<const MR: usize>(
+    kq: usize,
+    a: *const u8,
+    a_ks: usize,
+    b: *const u8,
+    sx: *const f32,
+    sw: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    let ones = _mm256_set1_epi16(1);
+    for half in 0..2 {
+        let nch = nc.saturating_sub(half * 16).min(16);
+        if nch == 0 {
+            break;
+        }
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        let (mut pa, mut pb) = (a, b.add(half * 64));
+        for _ in 0..kq {
+            let b0 = _mm256_loadu_si256(pb.cast());
+            let b1 = _mm256_loadu_si256(pb.add(32).cast());
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let xq = _mm256_set1_epi32(pa.add(4 * i).cast::<i32>().read_unaligned());
+                let ax = _mm256_abs_epi8(xq);
+                let p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, xq));
+                let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, xq));
+                acc_i[0] = _mm256_add_epi32(acc_i[0], _mm256_madd_epi16(p0, ones));
+                acc_i[1] = _mm256_add_epi32(acc_i[1], _mm256_madd_epi16(p1, ones));
+            }
+            pa = pa.add(4 * a_ks);
+            pb = pb.add(4 * PANEL);
+        }
+        let (w0, w1) = (_mm256_loadu_ps(sw.add(half * 16)), _mm256_loadu_ps(sw.add(half * 16 + 8)));
+        let mut out = [[_mm256_setzero_ps(); 2]; MR];
+        for (i, (o, acc_i)) in out.iter_mut().zip(&acc).enumerate() {
+            let s = _mm256_set1_ps(*sx.add(i));
+            o[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[0]), _mm256_mul_ps(s, w0));
+            o[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[1]), _mm256_mul_ps(s, w1));
+        }
+        store_half::<MR>(&out, c.add(half * 16), ldc, nch, false);
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_int8(
+    mr: usize,
+    kq: usize,
+    a: *const u8,
+    a_ks: usize,
+    b: *const u8,
+    sx: *const f32,
+    sw: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    debug_assert!(mr <= MR_INT8);
+    let mut i0 = 0;
+    while i0 < mr {
+        let rows = (mr - i0).min(4);
+        let (ai, si, ci) = (a.add(4 * i0), sx.add(i0), c.add(i0 * ldc));
+        match rows {
+            1 => tile_int8_m::<1>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
+            2 => tile_int8_m::<2>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
+            3 => tile_int8_m::<3>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
+            _ => tile_int8_m::<4>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
+        }
+        i0 += rows;
+    }
+}
+
+/// Scalar quantisation compiled with AVX2 enabled (it is O(m·k), small beside the weights).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_row(x: *const f32, k: usize, dst: *mut u8, unsigned: bool) -> f32 {
+    let xs = std::slice::from_raw_parts(x, k);
+    let q = std::slice::from_raw_parts_mut(dst.cast::<i8>(), k);
+    let scale = quantize_row_reference(xs, q);
+    if unsigned {
+        for v in q.iter_mut() {
+            *v = (*v as u8).wrapping_add(128) as i8;
+        }
+    }
+    scale
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn widen_bf16_panel(src: *const u16, kc: usize, dst: *mut f32) {
+    let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+    for q in 0..kc / 2 {
+        let s = src.add(q * 2 * PANEL);
+        let d = dst.add(q * 2 * PANEL);
+        for g in 0..4 {
+            let r = _mm256_loadu_si256(s.add(16 * g).cast());
+            _mm256_storeu_ps(d.add(8 * g), _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r)));
+            _mm256_storeu_ps(d.add(PANEL + 8 * g), _mm256_castsi256_ps(_mm256_and_si256(r, hi)));
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pack_rows_f32(w: *const f32, ldw: usize, rows: usize, kc: usize, dst: *mut f32) {
+    for r in 0..PANEL {
+        if r < rows {
+            for kk in 0..kc {
+                *dst.add(kk * PANEL + r) = *w.add(r * ldw + kk);
+            }
+        } else {
+            for kk in 0..kc {
+                *dst.add(kk * PANEL + r) = 0.0;
+            }
+        }
+    }
+}
+
+// SAFETY: `Avx2` is only constructed by `detect` (features found) or `assume` (whose caller
+// vouches for them); each method forwards to a `#[target_feature]` kernel whose pointer contract
+// the caller upholds.
+unsafe impl MatmulIsa for Avx2 {
+    const MR: usize = MR;
+
+    fn int8_unsigned(self) -> bool {
+        false
+    }
+    unsafe fn gemv_rows_f32(
+        self,
+        x: *const f32,
+        m: usize,
+        k: usize,
+        w: *const f32,
+        rows: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        gemv_rows::<ElemF32>(x, m, k, w, rows, out, ldo)
+    }
+    unsafe fn gemv_rows_bf16(
+        self,
+        x: *const f32,
+        m: usize,
+        k: usize,
+        w: *const u16,
+        rows: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        gemv_rows::<ElemBf16>(x, m, k, w, rows, out, ldo)
+    }
+    unsafe fn gemv_rows_f16(
+        self,
+        x: *const f32,
+        m: usize,
+        k: usize,
+        w: *const u16,
+        rows: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        gemv_rows::<ElemF16>(x, m, k, w, rows, out, ldo)
+    }
+    unsafe fn tile_f32(
+        self,
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        tile_f32(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
+    }
+    unsafe fn tile_bf16(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        tile_bf16(mr, kp, a, a_ks, b, c, ldc, nc)
+    }
+    unsafe fn tile_int8(
+        self,
+        mr: usize,
+        kq: usize,
+        a: *const u8,
+        a_ks: usize,
+        b: *const u8,
+        _comp: *const i32,
+        sx: *const f32,
+        sw: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        tile_int8(mr, kq, a, a_ks, b, sx, sw, c, ldc, nc)
+    }
+    unsafe fn quantize_row(self, x: *const f32, k: usize, dst: *mut u8, unsigned: bool) -> f32 {
+        quantize_row(x, k, dst, unsigned)
+    }
+    unsafe fn widen_bf16_panel(self, src: *const u16, kc: usize, dst: *mut f32) {
+        widen_bf16_panel(src, kc, dst)
+    }
+    unsafe fn pack_rows_f32(self, w: *const f32, ldw: usize, rows: usize, kc: usize, dst: *mut f32) {
+        pack_rows_f32(w, ldw, rows, kc, dst)
+    }
+}

@@ -1,0 +1,259 @@
+//! Weights converted once, at load, into the layout the matmul kernels stream: [`PackedWeight`].
+//!
+//! # Layout
+//!
+//! The `[rows, cols]` (`[out, in]`) matrix is cut into **panels** of [`PANEL`] = 32 consecutive
+//! rows (the last one zero-padded). Inside a panel the storage is **k-major**, so one step of the
+//! inner loop reads one contiguous, 64-byte aligned run holding all 32 outputs' weights for the
+//! next few input features:
+//!
+//! | dtype  | panel bytes      | element `(r = 32p + j, k)` inside panel `p`                |
+//! |--------|------------------|-------------------------------------------------------------|
+//! | `F32`  | `cols·128`       | `f32` at `k·32 + j`                                         |
+//! | `Bf16` | `⌈cols/2⌉·128`   | `bf16` at `(k/2)·64 + 2j + k%2` (pairs of k per output)     |
+//! | `Int8` | `⌈cols/4⌉·128`   | `i8` at `(k/4)·128 + 4j + k%4` (quads of k per output)      |
+//!
+//! Pairs and quads are what `vdpbf16ps` and `vpdpbusd`/`vpmaddubsw` consume; widening a bf16
+//! pair to two f32 vectors is one shift and one mask. Padding (rows past `rows`, k past `cols`)
+//! is zero. `Int8` also stores one f32 scale per row (`w ≈ q · scale`, see [`crate::quant`]) and
+//! `128 · Σ_k q` per row, which the VNNI kernels subtract after feeding activations as `u8 = q+128`.
+//!
+//! The same panels serve decode (M ≤ 8: the kernel streams each panel once for all rows of `x`)
+//! and GEMM (M > 8: `kc`-slices of a panel are already the packed B-operand; bf16 is widened
+//! per slice into L1-resident scratch, int8 runs integer tiles).
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use crate::quant::{int8_code, int8_params};
+use crate::scratch::{lines_for, CacheLine};
+use crate::WeightView;
+
+/// Rows per panel.
+pub const PANEL: usize = 32;
+
+/// Storage dtype of a [`PackedWeight`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PackDType {
+    /// f32, exact.
+    F32,
+    /// bfloat16 (round to nearest even from f32); products and sums stay f32, so the result is
+    /// the f32 matmul against the rounded weights (relative error ≤ 2⁻⁹ per weight).
+    Bf16,
+    /// int8 per output channel, symmetric, plus f32 scales; activations are quantised per row on
+    /// the fly with the same rule and the dot products are exact in i32.
+    Int8,
+}
+
+/// A linear layer's weight, converted once into the kernels' panel layout (see the module docs).
+/// Hand it to [`crate::Kernels::matmul`] through [`PackedWeight::view`].
+#[derive(Clone)]
+pub struct PackedWeight {
+    dtype: PackDType,
+    rows: usize,
+    cols: usize,
+    data: Vec<CacheLine>,
+    scales: Vec<f32>,
+    comp: Vec<i32>,
+}
+
+impl std::fmt::Debug for PackedWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedWeight")
+            .field("dtype", &self.dtype)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+/// The packed width of `cols` for `dtype` (k padded to the pair/quad size).
+fn padded_cols(dtype: PackDType, cols: usize) -> usize {
+    match dtype {
+        PackDType::F32 => cols,
+        PackDType::Bf16 => cols.div_ceil(2) * 2,
+        PackDType::Int8 => cols.div_ceil(4) * 4,
+    }
+}
+
+/// Bytes of one stored element.
+fn elem_bytes(dtype: PackDType) -> usize {
+    match dtype {
+        PackDType::F32 => 4,
+        PackDType::Bf16 => 2,
+        PackDType::Int8 => 1,
+    }
+}
+
+impl PackedWeight {
+    /// Packs an f32 `[rows, cols]` row-major matrix. Panics if `data.len() != rows * cols`
+    /// (a programming error: the caller checked the tensor's shape).
+    pub fn from_f32(data: &[f32], rows: usize, cols: usize, dtype: PackDType) -> Self {
+        Self::from_view(&WeightView::f32(data, rows, cols), dtype)
+    }
+
+    /// Packs any weight view (f32, bf16, f16, or another packed weight, dequantised first).
+    /// Threads over panels.
+    pub fn from_view(w: &WeightView<'_>, dtype: PackDType) -> Self {
+        let (rows, cols) = (w.rows(), w.cols());
+        let panels = rows.div_ceil(PANEL);
+        let kp = padded_cols(dtype, cols);
+        let panel_bytes = kp * PANEL * elem_bytes(dtype);
+        let panel_lines = lines_for(panel_bytes);
+        debug_assert_eq!(panel_lines * 64, panel_bytes);
+        let mut data = vec![CacheLine([0; 64]); panels * panel_lines];
+        let mut scales = vec![0.0f32; if dtype == PackDType::Int8 { panels * PANEL } else { 0 }];
+        let mut comp = vec![0i32; scales.len()];
+        if panel_lines > 0 {
+            let scale_chunks = scales.chunks_mut(PANEL).map(Some).chain(std::iter::repeat_with(|| None));
+            let comp_chunks = comp.chunks_mut(PANEL).map(Some).chain(std::iter::repeat_with(|| None));
+            let jobs: Vec<_> = data.chunks_mut(panel_lines).zip(scale_chunks).zip(comp_chunks).enumerate().collect();
+            jobs.into_par_iter().for_each(|(p, ((lines, mut sc), mut cp))| {
+                let mut row = vec![0.0f32; cols];
+                let mut q = vec![0i8; cols];
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(lines);
+                for j in 0..PANEL.min(rows - p * PANEL) {
+                    w.row_to_f32(p * PANEL + j, &mut row);
+                    match dtype {
+                        PackDType::F32 => {
+                            let dst: &mut [f32] = bytemuck::cast_slice_mut(bytes);
+                            for (k, &v) in row.iter().enumerate() {
+                                dst[k * PANEL + j] = v;
+                            }
+                        }
+                        PackDType::Bf16 => {
+                            let dst: &mut [u16] = bytemuck::cast_slice_mut(bytes);
+                            for (k, &v) in row.iter().enumerate() {
+                                dst[(k / 2) * 2 * PANEL + 2 * j + k % 2] = bf16::from_f32(v).to_bits();
+                            }
+                        }
+                        PackDType::Int8 => {
+                            let amax = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                            let (scale, mul) = int8_params(amax);
+                            let mut sum = 0i32;
+                            for (qk, &v) in q.iter_mut().zip(&row) {
+                                *qk = int8_code(v, mul);
+                                sum += *qk as i32;
+                            }
+                            for (k, &qk) in q.iter().enumerate() {
+                                bytes[(k / 4) * 4 * PANEL + 4 * j + k % 4] = qk as u8;
+                            }
+                            if let (Some(sc), Some(cp)) = (sc.as_deref_mut(), cp.as_deref_mut()) {
+                                sc[j] = scale;
+                                cp[j] = 128 * sum;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        PackedWeight { dtype, rows, cols, data, scales, comp }
+    }
+
+    /// A view to pass to [`crate::Kernels::matmul`] or [`crate::Kernels::embedding`].
+    pub fn view(&self) -> WeightView<'_> {
+        WeightView::Packed(self)
+    }
+
+    /// Storage dtype.
+    pub fn dtype(&self) -> PackDType {
+        self.dtype
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held (panels including padding, scales and compensation terms).
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 64 + self.scales.len() * 4 + self.comp.len() * 4
+    }
+
+    /// Number of panels.
+    pub(crate) fn panels(&self) -> usize {
+        self.rows.div_ceil(PANEL)
+    }
+
+    /// Input features after padding to the dtype's pair/quad size.
+    pub(crate) fn padded_cols(&self) -> usize {
+        padded_cols(self.dtype, self.cols)
+    }
+
+    /// Bytes of one panel.
+    pub(crate) fn panel_bytes(&self) -> usize {
+        self.padded_cols() * PANEL * elem_bytes(self.dtype)
+    }
+
+    /// Raw bytes of panel `p` (64-byte aligned).
+    pub(crate) fn panel(&self, p: usize) -> &[u8] {
+        let b = self.panel_bytes();
+        &bytemuck::cast_slice(&self.data)[p * b..(p + 1) * b]
+    }
+
+    /// Per-row scales (Int8; padded to whole panels), empty otherwise.
+    pub(crate) fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// Per-row `128 · Σ q` (Int8; padded to whole panels), empty otherwise.
+    pub(crate) fn compensation(&self) -> &[i32] {
+        &self.comp
+    }
+
+    /// Row `r`, quantised codes (Int8 only) into `out` (length `cols`).
+    pub(crate) fn row_codes(&self, r: usize, out: &mut [i8]) {
+        assert_eq!(self.dtype, PackDType::Int8);
+        let (p, j) = (r / PANEL, r % PANEL);
+        let panel = self.panel(p);
+        for (k, o) in out.iter_mut().enumerate().take(self.cols) {
+            *o = panel[(k / 4) * 4 * PANEL + 4 * j + k % 4] as i8;
+        }
+    }
+
+    /// Row `r` widened (or dequantised) to f32 into `out` (length `cols`).
+    pub fn row_to_f32(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.rows, "packed weight: row {r} out of range");
+        assert_eq!(out.len(), self.cols, "packed weight: row length mismatch");
+        let (p, j) = (r / PANEL, r % PANEL);
+        let panel = self.panel(p);
+        match self.dtype {
+            PackDType::F32 => {
+                let src: &[f32] = bytemuck::cast_slice(panel);
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = src[k * PANEL + j];
+                }
+            }
+            PackDType::Bf16 => {
+                let src: &[u16] = bytemuck::cast_slice(panel);
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = bf16::from_bits(src[(k / 2) * 2 * PANEL + 2 * j + k % 2]).to_f32();
+                }
+            }
+            PackDType::Int8 => {
+                let s = self.scales[r];
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = (panel[(k / 4) * 4 * PANEL + 4 * j + k % 4] as i8) as f32 * s;
+                }
+            }
+        }
+    }
+}
+
+/// `f16` bits to f32 (for the raw-f16 view's scalar tails).
+#[inline]
+pub(crate) fn f16_bits_to_f32(b: u16) -> f32 {
+    f16::from_bits(b).to_f32()
+}
+
+/// `bf16` bits to f32.
+#[inline]
+pub(crate) fn bf16_bits_to_f32(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}

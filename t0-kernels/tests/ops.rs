@@ -1,0 +1,464 @@
+//! One generic harness (in the spirit of ggml's `test-backend-ops`): every op × every
+//! implementation this CPU can run, against the scalar reference, over awkward sizes
+//! (1, 3, 7, 33, 1023 and random non-multiples of the vector widths) and unaligned sub-slices.
+//!
+//! Each op is a [`Case`]: it runs itself on one implementation and says how close two outputs
+//! must be. Tolerances (per element, `b` = reference):
+//! - matmul f32/bf16/f16 (raw or packed): `|a−b| ≤ 8·ε·√k·Σ_k|x·w| + 1e-30` (summation order);
+//! - matmul int8 (packed): bit-identical (integer dot products, same quantisation steps);
+//! - softmax: `2e-6·|b| + 1e-7`; log-softmax: `1e-5·max(1, |b|)`;
+//! - RMS norm: `1e-5·|b| + 1e-6`;
+//! - activations (relu, gelu_new, silu, gated): `1e-5·|b| + 1e-6·max(1, |x|)`;
+//! - attention: `2e-5·|b| + 2e-6`;
+//! - add_assign, scale, embedding: bit-identical.
+
+use proptest::prelude::*;
+use t0_kernels::activation::Activation;
+use t0_kernels::{available, AttentionArgs, BiasView, Kernels, PackDType, PackedWeight, ScalarKernels, WeightView};
+
+/// One op invocation with its inputs.
+trait Case: std::fmt::Debug {
+    /// Runs the op on `k`; returns the output.
+    fn run(&self, k: &dyn Kernels) -> Vec<f32>;
+    /// Largest allowed `|got − want|` at element `i`.
+    fn tolerance(&self, want: &[f32], i: usize) -> f32;
+}
+
+/// Runs `case` on every available implementation and compares with the scalar reference.
+fn check_all(case: &dyn Case) -> Result<(), TestCaseError> {
+    let want = case.run(&ScalarKernels);
+    for k in available() {
+        if k.name() == "scalar" {
+            continue;
+        }
+        let got = case.run(k);
+        prop_assert_eq!(got.len(), want.len());
+        for i in 0..want.len() {
+            let (g, w) = (got[i], want[i]);
+            let tol = case.tolerance(&want, i);
+            let ok = (g - w).abs() <= tol || (g.is_nan() && w.is_nan()) || g == w;
+            prop_assert!(ok, "{}: element {} got {} want {} (tol {}) in {:?}", k.name(), i, g, w, tol, case);
+        }
+    }
+    Ok(())
+}
+
+/// Sizes that stress tails: the listed awkward ones and random small ones.
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(1usize), Just(3), Just(7), Just(33), Just(1023), 1usize..80]
+}
+
+/// `len` values in `[-r, r]`, placed at `offset` inside a longer buffer (unaligned slices).
+#[derive(Clone)]
+struct Buf {
+    data: Vec<f32>,
+    offset: usize,
+}
+impl Buf {
+    fn get(&self) -> &[f32] {
+        &self.data[self.offset..]
+    }
+}
+impl std::fmt::Debug for Buf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Buf(len {}, offset {})", self.data.len() - self.offset, self.offset)
+    }
+}
+fn buf(len: usize, r: f32) -> impl Strategy<Value = Buf> {
+    (prop::collection::vec(-r..r, len + 3), 0usize..4).prop_map(move |(mut data, offset)| {
+        data.truncate(len + offset);
+        Buf { data, offset }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum WKind {
+    F32,
+    Bf16,
+    F16,
+    PackedF32,
+    PackedBf16,
+    PackedInt8,
+}
+
+#[derive(Debug)]
+struct MatmulCase {
+    m: usize,
+    n: usize,
+    k: usize,
+    x: Buf,
+    w: Buf,
+    kind: WKind,
+    /// `Σ_k |x·w|` per output, for the tolerance.
+    #[allow(dead_code)]
+    abs: Vec<f32>,
+}
+
+impl MatmulCase {
+    fn new(m: usize, n: usize, k: usize, x: Buf, w: Buf, kind: WKind) -> Self {
+        let (xs, ws) = (x.get(), w.get());
+        let mut abs = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k).map(|t| (xs[i * k + t] as f64 * ws[j * k + t] as f64).abs()).sum();
+                abs[i * n + j] = s as f32;
+            }
+        }
+        MatmulCase { m, n, k, x, w, kind, abs }
+    }
+}
+
+impl Case for MatmulCase {
+    fn run(&self, kern: &dyn Kernels) -> Vec<f32> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let ws = self.w.get();
+        let mut out = vec![f32::NAN; m * n];
+        let bf: Vec<half::bf16> = ws.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        let hf: Vec<half::f16> = ws.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let packed = |d| PackedWeight::from_f32(ws, n, k, d);
+        match self.kind {
+            WKind::F32 => kern.matmul(self.x.get(), m, &WeightView::f32(ws, n, k), &mut out),
+            WKind::Bf16 => kern.matmul(self.x.get(), m, &WeightView::bf16(&bf, n, k), &mut out),
+            WKind::F16 => kern.matmul(self.x.get(), m, &WeightView::f16(&hf, n, k), &mut out),
+            WKind::PackedF32 => kern.matmul(self.x.get(), m, &packed(PackDType::F32).view(), &mut out),
+            WKind::PackedBf16 => kern.matmul(self.x.get(), m, &packed(PackDType::Bf16).view(), &mut out),
+            WKind::PackedInt8 => kern.matmul(self.x.get(), m, &packed(PackDType::Int8).view(), &mut out),
+        }
+        out
+    }
+    fn tolerance(&self, _want: &[f32], i: usize) -> f32 {
+        if self.kind == WKind::PackedInt8 {
+            0.0
+        } else {
+            8.0 * f32::EPSILON * (self.k as f32).sqrt() * self.abs[i] + 1e-30
+        }
+    }
+}
+
+fn wkind() -> impl Strategy<Value = WKind> {
+    prop_oneof![
+        Just(WKind::F32),
+        Just(WKind::Bf16),
+        Just(WKind::F16),
+        Just(WKind::PackedF32),
+        Just(WKind::PackedBf16),
+        Just(WKind::PackedInt8)
+    ]
+}
+
+fn matmul_case() -> impl Strategy<Value = MatmulCase> {
+    let m = prop_oneof![1usize..=9, Just(14), Just(15), Just(17), Just(29), Just(33)];
+    let n = prop_oneof![Just(1usize), Just(3), Just(7), Just(33), Just(64), Just(97), 1usize..70];
+    let k = prop_oneof![Just(1usize), Just(3), Just(7), Just(33), Just(300), Just(1023), 1usize..80];
+    (m, n, k, wkind()).prop_flat_map(|(m, n, k, kind)| {
+        (buf(m * k, 2.0), buf(n * k, 1.0)).prop_map(move |(x, w)| MatmulCase::new(m, n, k, x, w, kind))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax, log-softmax, RMS norm, activations, element-wise
+
+#[derive(Debug)]
+struct SoftmaxCase {
+    x: Buf,
+    log: bool,
+}
+impl Case for SoftmaxCase {
+    fn run(&self, k: &dyn Kernels) -> Vec<f32> {
+        let mut v = self.x.get().to_vec();
+        if self.log {
+            k.log_softmax(&mut v)
+        } else {
+            k.softmax(&mut v)
+        }
+        v
+    }
+    fn tolerance(&self, want: &[f32], i: usize) -> f32 {
+        if self.log {
+            1e-5 * want[i].abs().max(1.0)
+        } else {
+            2e-6 * want[i].abs() + 1e-7
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RmsNormCase {
+    x: Buf,
+    w: Buf,
+    eps: f32,
+}
+impl Case for RmsNormCase {
+    fn run(&self, k: &dyn Kernels) -> Vec<f32> {
+        let mut out = vec![0.0; self.x.get().len()];
+        k.rms_norm(self.x.get(), self.w.get(), self.eps, &mut out);
+        out
+    }
+    fn tolerance(&self, want: &[f32], i: usize) -> f32 {
+        1e-5 * want[i].abs() + 1e-6
+    }
+}
+
+#[derive(Debug)]
+struct ActivationCase {
+    act: Activation,
+    x: Buf,
+    up: Option<Buf>,
+}
+impl Case for ActivationCase {
+    fn run(&self, k: &dyn Kernels) -> Vec<f32> {
+        let mut v = self.x.get().to_vec();
+        match &self.up {
+            Some(u) => {
+                let n = v.len();
+                k.gated_activation(self.act, &mut v, &u.get()[..n])
+            }
+            None => k.activation(self.act, &mut v),
+        }
+        v
+    }
+    fn tolerance(&self, want: &[f32], i: usize) -> f32 {
+        let x = self.x.get()[i].abs().max(1.0);
+        let u = self.up.as_ref().map_or(1.0, |u| u.get()[i].abs().max(1.0));
+        1e-5 * want[i].abs() + 1e-6 * x * u
+    }
+}
+
+#[derive(Debug)]
+struct ElementwiseCase {
+    a: Buf,
+    b: Buf,
+    s: f32,
+    add: bool,
+}
+impl Case for ElementwiseCase {
+    fn run(&self, k: &dyn Kernels) -> Vec<f32> {
+        let mut v = self.a.get().to_vec();
+        if self.add {
+            let n = v.len();
+            k.add_assign(&mut v, &self.b.get()[..n]);
+        } else {
+            k.scale(&mut v, self.s);
+        }
+        v
+    }
+    fn tolerance(&self, _: &[f32], _: usize) -> f32 {
+        0.0
+    }
+}
+
+#[derive(Debug)]
+struct EmbeddingCase {
+    table: Buf,
+    rows: usize,
+    cols: usize,
+    ids: Vec<u32>,
+    kind: WKind,
+}
+impl Case for EmbeddingCase {
+    fn run(&self, k: &dyn Kernels) -> Vec<f32> {
+        let t = self.table.get();
+        let mut out = vec![0.0; self.ids.len() * self.cols];
+        let bf: Vec<half::bf16> = t.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        match self.kind {
+            WKind::F32 => k.embedding(&WeightView::f32(t, self.rows, self.cols), &self.ids, &mut out),
+            WKind::Bf16 => k.embedding(&WeightView::bf16(&bf, self.rows, self.cols), &self.ids, &mut out),
+            _ => {
+                let p = PackedWeight::from_f32(t, self.rows, self.cols, PackDType::Int8);
+                k.embedding(&p.view(), &self.ids, &mut out)
+            }
+        }
+        out
+    }
+    fn tolerance(&self, _: &[f32], _: usize) -> f32 {
+        0.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+#[derive(Debug)]
+struct AttentionCase {
+    heads: usize,
+    d: usize,
+    q_len: usize,
+    kv_len: usize,
+    q_pos0: usize,
+    causal: bool,
+    /// `true`: k/v laid out as a per-head cache; `false`: as a projection's output.
+    cache_layout: bool,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    mask: Option<Vec<f32>>,
+}
+impl AttentionCase {
+    fn bias_stride(&self) -> usize {
+        self.q_pos0 + self.q_len + self.kv_len
+    }
+}
+impl Case for AttentionCase {
+    fn run(&self, kern: &dyn Kernels) -> Vec<f32> {
+        let inner = self.heads * self.d;
+        let (kv_head_stride, kv_row_stride) =
+            if self.cache_layout { (self.kv_len * self.d, self.d) } else { (self.d, inner) };
+        let args = AttentionArgs {
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            heads: self.heads,
+            d_kv: self.d,
+            q_len: self.q_len,
+            kv_len: self.kv_len,
+            q_row_stride: inner,
+            kv_head_stride,
+            kv_row_stride,
+            q_pos0: self.q_pos0,
+            causal: self.causal,
+            bias: self.bias.as_ref().map(|b| BiasView {
+                values: b,
+                head_stride: self.bias_stride(),
+                offset: self.q_pos0 + self.q_len,
+            }),
+            mask: self.mask.as_deref(),
+        };
+        let mut out = vec![f32::NAN; self.q_len * inner];
+        kern.attention(&args, &mut out);
+        out
+    }
+    fn tolerance(&self, want: &[f32], i: usize) -> f32 {
+        2e-5 * want[i].abs() + 2e-6
+    }
+}
+
+fn attention_case() -> impl Strategy<Value = AttentionCase> {
+    let dims = (
+        1usize..5,
+        prop_oneof![Just(1usize), Just(3), Just(7), Just(16), Just(33), Just(64)],
+        prop_oneof![Just(1usize), Just(2), Just(3), Just(9), Just(17)],
+        prop_oneof![Just(1usize), Just(3), Just(7), Just(33), 1usize..40],
+        0usize..4,
+    );
+    (dims, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_flat_map(
+        |((heads, d, q_len, kv_len, q_pos0), causal, cache_layout, with_bias, with_mask)| {
+            let inner = heads * d;
+            let stride = q_pos0 + q_len + kv_len;
+            let kv = kv_len * inner;
+            (
+                prop::collection::vec(-1.0f32..1.0, q_len * inner),
+                prop::collection::vec(-1.0f32..1.0, kv),
+                prop::collection::vec(-1.0f32..1.0, kv),
+                prop::collection::vec(-3.0f32..3.0, heads * stride),
+                prop::collection::vec(prop_oneof![3 => Just(0.0f32), 1 => Just(f32::MIN)], kv_len),
+            )
+                .prop_map(move |(q, k, v, b, mut mask)| {
+                    // Keep at least one visible key unmasked so no row is fully masked.
+                    mask[0] = 0.0;
+                    AttentionCase {
+                        heads,
+                        d,
+                        q_len,
+                        kv_len,
+                        q_pos0,
+                        causal,
+                        cache_layout,
+                        q: q.iter().map(|x| x * 4.0).collect(),
+                        k,
+                        v,
+                        bias: with_bias.then_some(b),
+                        mask: with_mask.then_some(mask),
+                    }
+                })
+        },
+    )
+}
+
+fn activation_kind() -> impl Strategy<Value = Activation> {
+    prop_oneof![Just(Activation::Relu), Just(Activation::GeluNew), Just(Activation::Silu)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matmul_matches_reference(case in matmul_case()) {
+        check_all(&case)?;
+    }
+
+    #[test]
+    fn softmax_matches_reference(x in size().prop_flat_map(|n| buf(n, 30.0)), log in any::<bool>()) {
+        check_all(&SoftmaxCase { x, log })?;
+    }
+
+    #[test]
+    fn rms_norm_matches_reference(
+        (x, w) in (size(), 1usize..4).prop_flat_map(|(d, rows)| (buf(d * rows, 3.0), buf(d, 2.0))),
+        eps in prop_oneof![Just(1e-6f32), Just(1e-5)],
+    ) {
+        check_all(&RmsNormCase { x, w, eps })?;
+    }
+
+    #[test]
+    fn activations_match_reference(
+        act in activation_kind(),
+        (x, up) in size().prop_flat_map(|n| (buf(n, 12.0), buf(n, 3.0))),
+        gated in any::<bool>(),
+    ) {
+        check_all(&ActivationCase { act, x, up: gated.then_some(up) })?;
+    }
+
+    #[test]
+    fn elementwise_matches_reference(
+        (a, b) in size().prop_flat_map(|n| (buf(n, 100.0), buf(n, 100.0))),
+        s in -4.0f32..4.0,
+        add in any::<bool>(),
+    ) {
+        check_all(&ElementwiseCase { a, b, s, add })?;
+    }
+
+    #[test]
+    fn embedding_matches_reference(
+        (rows, cols, table, ids) in (1usize..40, size()).prop_flat_map(|(rows, cols)| {
+            (Just(rows), Just(cols), buf(rows * cols, 1.0), prop::collection::vec(0..rows as u32, 0..6))
+        }),
+        kind in prop_oneof![Just(WKind::F32), Just(WKind::Bf16), Just(WKind::PackedInt8)],
+    ) {
+        check_all(&EmbeddingCase { table, rows, cols, ids, kind })?;
+    }
+
+    #[test]
+    fn attention_matches_reference(case in attention_case()) {
+        check_all(&case)?;
+    }
+}
+
+/// The GEMM blocking (several k-slices, several tiles, partial panels) at a larger shape than
+/// the proptests reach.
+#[test]
+fn matmul_large_shapes_match_reference() {
+    let (m, n, k) = (37, 100, 700);
+    let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 997) as f32 / 498.5 - 1.0).collect();
+    for kind in [WKind::F32, WKind::Bf16, WKind::PackedF32, WKind::PackedBf16, WKind::PackedInt8] {
+        let case =
+            MatmulCase::new(m, n, k, Buf { data: x.clone(), offset: 0 }, Buf { data: w.clone(), offset: 0 }, kind);
+        check_all(&case).unwrap();
+    }
+}
+
+/// Fully masked rows (every key at `f32::MIN`) become uniform, as in PyTorch.
+#[test]
+fn softmax_fully_masked_row_is_uniform() {
+    for k in available() {
+        let mut row = vec![f32::MIN; 37];
+        k.softmax(&mut row);
+        for v in row {
+            assert!((v - 1.0 / 37.0).abs() < 1e-7, "{}: {v}", k.name());
+        }
+    }
+}

@@ -40,8 +40,7 @@ impl DoubleArray {
                 _ => dedup.push((k, v)),
             }
         }
-        let mut b = Builder { units: vec![FREE; 256], next_free: 1 };
-        b.units[0].check = 0; // the root is in use
+        let mut b = Builder::new();
         if !dedup.is_empty() {
             b.place_all(&dedup);
         }
@@ -91,13 +90,57 @@ impl DoubleArray {
     }
 }
 
+/// Double-array construction with a first-fit search over a list of free units. A free unit
+/// that fails too often as the first child's slot leaves the candidate list (it stays free for
+/// other labels), which keeps the search short: darts-clone's trick.
 struct Builder {
     units: Vec<Unit>,
-    /// Every unit below this is in use.
-    next_free: usize,
+    /// Doubly linked list of candidate free units; index `units.len()` is not used, the
+    /// sentinel is `HEAD`.
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    fails: Vec<u8>,
 }
 
+const HEAD: usize = 0; // the root's unit is never free, so its links serve as the list head
+const MAX_FAILS: u8 = 8;
+
 impl Builder {
+    fn new() -> Self {
+        let mut b = Builder { units: vec![FREE], next: vec![HEAD as u32], prev: vec![HEAD as u32], fails: vec![0] };
+        b.units[0].check = 0; // the root is in use
+        b.grow(1024);
+        b
+    }
+
+    /// Appends `n` free units to the array and to the candidate list.
+    fn grow(&mut self, n: usize) {
+        for _ in 0..n {
+            let i = self.units.len();
+            self.units.push(FREE);
+            let last = self.prev[HEAD] as usize;
+            self.next.push(HEAD as u32);
+            self.prev.push(last as u32);
+            self.fails.push(0);
+            self.next[last] = i as u32;
+            self.prev[HEAD] = i as u32;
+        }
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let (p, n) = (self.prev[i] as usize, self.next[i] as usize);
+        if self.next[p] as usize == i {
+            self.next[p] = n as u32;
+            self.prev[n] = p as u32;
+        }
+        self.next[i] = i as u32; // mark as out of the list
+        self.prev[i] = i as u32;
+    }
+
+    fn in_list(&self, i: usize) -> bool {
+        self.next[i] as usize != i
+    }
+
     /// Places every key (sorted, unique, non-empty). Iterative, so that a very long key
     /// cannot overflow the stack.
     fn place_all(&mut self, keys: &[(&[u8], u32)]) {
@@ -130,31 +173,43 @@ impl Builder {
             for &(c, i, j) in &groups {
                 let t = base + c as usize;
                 self.units[t].check = s as u32;
+                if self.in_list(t) {
+                    self.unlink(t);
+                }
                 work.push((t, i, j, depth + 1));
             }
         }
     }
 
-    /// The smallest base at which every child label lands on a free unit (never 0, so that
-    /// no child can land on the root).
+    /// A base at which every child label lands on a free unit (never 0, so that no child
+    /// can land on the root).
     fn find_base(&mut self, groups: &[(u8, usize, usize)]) -> usize {
-        while self.next_free < self.units.len() && self.units[self.next_free].check != NONE {
-            self.next_free += 1;
-        }
         let first = groups[0].0 as usize;
-        let mut pos = self.next_free.max(first + 1);
+        let mut p = self.next[HEAD] as usize;
         loop {
-            let base = pos - first;
+            if p == HEAD {
+                // Out of candidates: extend the array and go on with the new units.
+                let start = self.units.len();
+                self.grow(256);
+                p = start;
+            }
+            if p <= first {
+                p = self.next[p] as usize;
+                continue;
+            }
+            let base = p - first;
             if self.units.len() < base + 256 {
-                self.units.resize(base + 256, FREE);
+                self.grow(base + 256 - self.units.len());
             }
             if groups.iter().all(|&(c, _, _)| self.units[base + c as usize].check == NONE) {
                 return base;
             }
-            pos += 1;
-            while pos < self.units.len() && self.units[pos].check != NONE {
-                pos += 1;
+            let following = self.next[p] as usize;
+            self.fails[p] = self.fails[p].saturating_add(1);
+            if self.fails[p] >= MAX_FAILS {
+                self.unlink(p);
             }
+            p = following;
         }
     }
 }

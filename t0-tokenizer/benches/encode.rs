@@ -151,5 +151,12 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    summary();
+    // Not in `cargo test --benches` (criterion's --test mode), --list or profiling runs.
+    // A filter argument (anything not a flag) also skips it.
+    let quiet = std::env::args()
+        .skip(1)
+        .any(|a| matches!(a.as_str(), "--test" | "--list" | "--profile-time") || !a.starts_with("--"));
+    if !quiet {
+        summary();
+    }
 }

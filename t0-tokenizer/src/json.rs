@@ -45,7 +45,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Inner, TokenizerError> {
         let Some((piece, score)) = parsed else {
             return Err(TokenizerError::invalid(origin, format!("model.vocab[{i}]"), item, "expected [piece, score]"));
         };
-        vocab.push((piece.to_string(), f64::from(score as f32)));
+        vocab.push((piece.to_string(), score as f32));
     }
     if vocab.is_empty() {
         return Err(TokenizerError::invalid(origin, "model.vocab", "[]", "the vocabulary is empty"));
@@ -72,12 +72,12 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Inner, TokenizerError> {
     if let Some(n) = root.get("normalizer").filter(|v| !v.is_null()) {
         cx.normalizer(n, "normalizer", &mut steps)?;
     }
-    let normalizer = Normalizer { steps };
+    let mut normalizer = Normalizer { steps };
     let mut pre_steps = Vec::new();
     if let Some(p) = root.get("pre_tokenizer").filter(|v| !v.is_null()) {
         cx.pre_tokenizer(p, "pre_tokenizer", &mut pre_steps)?;
     }
-    let pre = PreTokenizer { steps: pre_steps };
+    let mut pre = PreTokenizer { steps: pre_steps, collapse_spaces: false };
     let decoder = match root.get("decoder").filter(|v| !v.is_null()) {
         None => Decoder::None,
         Some(d) => cx.decoder(d, "decoder")?,
@@ -141,7 +141,22 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Inner, TokenizerError> {
         sp_size,
     };
     let added = AddedVocab::new(added, |s| normalizer.normalize_owned(s));
-    Ok(Inner { model, added, normalizer, pre, decoder, prefix, suffix, eos_id, pad_id, unk_id: unk_tok, legacy })
+    crate::pre_tokenizer::fold_space_runs(&mut normalizer, &mut pre, added.has_normalized());
+    let cache_id = crate::cache::new_owner_id();
+    Ok(Inner {
+        model,
+        added,
+        normalizer,
+        pre,
+        decoder,
+        prefix,
+        suffix,
+        eos_id,
+        pad_id,
+        unk_id: unk_tok,
+        legacy,
+        cache_id,
+    })
 }
 
 /// Field readers that name the file and field in their errors.

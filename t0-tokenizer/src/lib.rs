@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod added;
+mod cache;
 mod config;
 mod decode;
 mod error;

@@ -30,7 +30,7 @@ pub(crate) fn build(bytes: &[u8], origin: &str, config: &T5Config) -> Result<Inn
     })?;
 
     // Vocabulary: the pieces, then <extra_id_{N-1}> .. <extra_id_0> scored 0 (T5Converter).
-    let mut vocab: Vec<(String, f64)> = proto.pieces.iter().map(|p| (p.piece.clone(), f64::from(p.score))).collect();
+    let mut vocab: Vec<(String, f32)> = proto.pieces.iter().map(|p| (p.piece.clone(), p.score)).collect();
     for i in (0..config.extra_ids).rev() {
         vocab.push((format!("<extra_id_{i}>"), 0.0));
     }
@@ -86,7 +86,7 @@ pub(crate) fn build(bytes: &[u8], origin: &str, config: &T5Config) -> Result<Inn
             "normalizer_spec.precompiled_charsmap",
         )?)
     };
-    let normalizer = Normalizer::spm(charsmap);
+    let mut normalizer = Normalizer::spm(charsmap);
     let added = AddedVocab::new(added, |s| normalizer.normalize_owned(s));
 
     let prepend = match (config.add_prefix_space, config.legacy) {
@@ -94,7 +94,11 @@ pub(crate) fn build(bytes: &[u8], origin: &str, config: &T5Config) -> Result<Inn
         (true, true) => PrependScheme::Always,
         (true, false) => PrependScheme::First,
     };
-    let pre = PreTokenizer { steps: vec![PreStep::Metaspace { replacement: '\u{2581}', prepend, split: true }] };
+    let mut pre = PreTokenizer {
+        steps: vec![PreStep::Metaspace { replacement: '\u{2581}', prepend, split: true }],
+        collapse_spaces: false,
+    };
+    crate::pre_tokenizer::fold_space_runs(&mut normalizer, &mut pre, added.has_normalized());
     let decoder = Decoder::Metaspace { replacement: '\u{2581}', strip_first: prepend != PrependScheme::Never };
     // T5Converter's post-processor: "$A </s>" with the id of "</s>".
     let eos_for_template = model.id_of("</s>").unwrap_or(eos_id);
@@ -117,6 +121,7 @@ pub(crate) fn build(bytes: &[u8], origin: &str, config: &T5Config) -> Result<Inn
         pad_id,
         unk_id: unk_tok,
         legacy,
+        cache_id: crate::cache::new_owner_id(),
     })
 }
 

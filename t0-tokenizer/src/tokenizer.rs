@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::added::{AddedVocab, Split};
+use crate::cache::{WordCache, MAX_WORD};
 use crate::decode::{Decoder, LegacyDecode};
 use crate::error::TokenizerError;
 use crate::normalizer::Normalizer;
@@ -47,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) pad_id: u32,
     pub(crate) unk_id: u32,
     pub(crate) legacy: LegacyDecode,
+    /// This instance's number, which owns its entries in the per-thread word cache.
+    pub(crate) cache_id: u64,
 }
 
 /// A batch of encoded texts, right-padded to the longest.
@@ -83,6 +86,7 @@ struct Scratch {
     words: Vec<Range<usize>>,
     words_tmp: Vec<Range<usize>>,
     lattice: Vec<Node>,
+    cache: WordCache,
 }
 
 thread_local! {
@@ -323,6 +327,7 @@ impl Tokenizer {
 
     fn encode_scratch(&self, text: &str, add_eos: bool, s: &mut Scratch, out: &mut Vec<u32>) {
         let inner = &*self.inner;
+        s.cache.claim(inner.cache_id);
         if add_eos {
             out.extend_from_slice(&inner.prefix);
         }
@@ -366,7 +371,18 @@ impl Tokenizer {
         let in_text = inner.pre.split(text, at_start, &mut s.pre, &mut s.pre_tmp, &mut s.words, &mut s.words_tmp);
         let src: &str = if in_text { text } else { &s.pre };
         for w in &s.words {
-            inner.model.encode_word(&src[w.clone()], out, &mut s.lattice);
+            let word = &src[w.clone()];
+            if word.len() > MAX_WORD {
+                inner.model.encode_word(word, out, &mut s.lattice);
+                continue;
+            }
+            if let Some(ids) = s.cache.get(word) {
+                out.extend_from_slice(ids);
+                continue;
+            }
+            let start = out.len();
+            inner.model.encode_word(word, out, &mut s.lattice);
+            s.cache.insert(word, &out[start..]);
         }
     }
 }

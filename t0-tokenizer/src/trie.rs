@@ -16,9 +16,12 @@ struct Unit {
     base: u32,
     check: u32,
     value: u32,
+    /// A payload stored with the value (the unigram model keeps the piece score here, so
+    /// one unit read gives both).
+    aux: f32,
 }
 
-const FREE: Unit = Unit { base: 0, check: NONE, value: NONE };
+const FREE: Unit = Unit { base: 0, check: NONE, value: NONE, aux: 0.0 };
 
 /// A map from byte strings to `u32` values, with fast common-prefix search.
 #[derive(Clone, Debug)]
@@ -30,14 +33,24 @@ impl DoubleArray {
     /// Builds the trie. `keys` may be in any order; for a key given more than once, the last
     /// value wins. Empty keys are ignored. Values must be below `u32::MAX`.
     pub(crate) fn build(keys: &[(&[u8], u32)]) -> Self {
-        let mut sorted: Vec<(&[u8], u32)> = keys.iter().copied().filter(|(k, v)| !k.is_empty() && *v != NONE).collect();
+        let with_aux: Vec<(&[u8], u32, f32)> = keys.iter().map(|&(k, v)| (k, v, 0.0)).collect();
+        Self::build_with_aux(&with_aux)
+    }
+
+    /// As [`DoubleArray::build`], each key also carrying an `f32` payload.
+    pub(crate) fn build_with_aux(keys: &[(&[u8], u32, f32)]) -> Self {
+        let mut sorted: Vec<(&[u8], u32, f32)> =
+            keys.iter().copied().filter(|(k, v, _)| !k.is_empty() && *v != NONE).collect();
         // Stable sort keeps the input order among equal keys; keep the last of each run.
         sorted.sort_by(|a, b| a.0.cmp(b.0));
-        let mut dedup: Vec<(&[u8], u32)> = Vec::with_capacity(sorted.len());
-        for (k, v) in sorted {
+        let mut dedup: Vec<(&[u8], u32, f32)> = Vec::with_capacity(sorted.len());
+        for (k, v, a) in sorted {
             match dedup.last_mut() {
-                Some(last) if last.0 == k => last.1 = v,
-                _ => dedup.push((k, v)),
+                Some(last) if last.0 == k => {
+                    last.1 = v;
+                    last.2 = a;
+                }
+                _ => dedup.push((k, v, a)),
             }
         }
         let mut b = Builder::new();
@@ -55,6 +68,12 @@ impl DoubleArray {
     /// Calls `f(len, value)` for every key that is a prefix of `text`, shortest first.
     #[inline(always)]
     pub(crate) fn common_prefix_search(&self, text: &[u8], mut f: impl FnMut(usize, u32)) {
+        self.common_prefix_search_aux(text, |len, v, _| f(len, v))
+    }
+
+    /// As [`DoubleArray::common_prefix_search`], with each key's payload.
+    #[inline(always)]
+    pub(crate) fn common_prefix_search_aux(&self, text: &[u8], mut f: impl FnMut(usize, u32, f32)) {
         let units = &self.units[..];
         let mut s = 0usize;
         for (i, &c) in text.iter().enumerate() {
@@ -64,7 +83,7 @@ impl DoubleArray {
                 Some(u) if u.check == s as u32 => {
                     s = t;
                     if u.value != NONE {
-                        f(i + 1, u.value);
+                        f(i + 1, u.value, u.aux);
                     }
                 }
                 _ => return,
@@ -143,7 +162,7 @@ impl Builder {
 
     /// Places every key (sorted, unique, non-empty). Iterative, so that a very long key
     /// cannot overflow the stack.
-    fn place_all(&mut self, keys: &[(&[u8], u32)]) {
+    fn place_all(&mut self, keys: &[(&[u8], u32, f32)]) {
         // (state, first key, end key, depth): the state stands for the common prefix of
         // length `depth` of keys[first..end].
         let mut work: Vec<(usize, usize, usize, usize)> = vec![(0, 0, keys.len(), 0)];
@@ -152,6 +171,7 @@ impl Builder {
             // A key that ends here sorts first and sets this state's value.
             if keys[lo].0.len() == depth {
                 self.units[s].value = keys[lo].1;
+                self.units[s].aux = keys[lo].2;
                 lo += 1;
             }
             if lo == hi {

@@ -18,8 +18,6 @@ const UNK_PENALTY: f64 = 10.0;
 pub(crate) struct Unigram {
     /// Piece text by id.
     pub(crate) pieces: Vec<String>,
-    /// Piece score by id.
-    pub(crate) scores: Vec<f64>,
     /// Piece text → id (the last id, for text given twice, as HF's hash map does).
     trie: DoubleArray,
     unk_id: u32,
@@ -39,16 +37,16 @@ pub(crate) struct Node {
 const UNSET: u32 = u32::MAX;
 
 impl Unigram {
-    /// Builds the model. `unk_id` must be a valid id.
-    pub(crate) fn new(pieces: Vec<(String, f64)>, unk_id: u32, byte_fallback: bool) -> Self {
+    /// Builds the model. `unk_id` must be a valid id. Scores are `f32`, as SentencePiece
+    /// stores them; the lattice sums them in `f64`, as HF does.
+    pub(crate) fn new(pieces: Vec<(String, f32)>, unk_id: u32, byte_fallback: bool) -> Self {
         let mut min_score = f64::INFINITY;
         for (_, s) in &pieces {
-            if *s < min_score {
-                min_score = *s;
-            }
+            min_score = min_score.min(f64::from(*s));
         }
-        let keys: Vec<(&[u8], u32)> = pieces.iter().enumerate().map(|(i, (p, _))| (p.as_bytes(), i as u32)).collect();
-        let trie = DoubleArray::build(&keys);
+        let keys: Vec<(&[u8], u32, f32)> =
+            pieces.iter().enumerate().map(|(i, (p, s))| (p.as_bytes(), i as u32, *s)).collect();
+        let trie = DoubleArray::build_with_aux(&keys);
         let byte_ids = if byte_fallback {
             let mut ids = Box::new([0u32; 256]);
             let mut all = true;
@@ -62,8 +60,8 @@ impl Unigram {
         } else {
             None
         };
-        let (texts, scores) = pieces.into_iter().unzip();
-        Unigram { pieces: texts, scores, trie, unk_id, unk_score: min_score - UNK_PENALTY, byte_ids }
+        let texts = pieces.into_iter().map(|(p, _)| p).collect();
+        Unigram { pieces: texts, trie, unk_id, unk_score: min_score - UNK_PENALTY, byte_ids }
     }
 
     /// Number of pieces.
@@ -85,16 +83,14 @@ impl Unigram {
         }
         lattice.clear();
         lattice.resize(n + 1, Node { score: 0.0, start: UNSET, id: 0 });
-        let scores = &self.scores[..];
         let mut pos = 0;
         while pos < n {
             let here = lattice[pos].score;
             let char_len = utf8_len(bytes[pos]);
             let mut has_single = false;
-            self.trie.common_prefix_search(&bytes[pos..], |len, id| {
+            self.trie.common_prefix_search_aux(&bytes[pos..], |len, id, score| {
                 let end = pos + len;
-                // `id` came from the pieces, so it indexes `scores`; `end` <= n.
-                let cand = here + scores.get(id as usize).copied().unwrap_or(f64::NEG_INFINITY);
+                let cand = here + f64::from(score);
                 if let Some(node) = lattice.get_mut(end) {
                     if node.start == UNSET || cand > node.score {
                         *node = Node { score: cand, start: pos as u32, id };
@@ -182,7 +178,7 @@ mod tests {
             ("\u{2581}ab", -4.5),
             ("c", -5.0),
         ];
-        Unigram::new(v.into_iter().map(|(p, s)| (p.to_string(), s)).collect(), 0, false)
+        Unigram::new(v.into_iter().map(|(p, s)| (p.to_string(), s as f32)).collect(), 0, false)
     }
 
     #[test]

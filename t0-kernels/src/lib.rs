@@ -38,6 +38,7 @@ pub mod matmul;
 pub mod position_bias;
 pub mod quant;
 pub mod rms_norm;
+pub mod roofline;
 mod scratch;
 mod simd;
 pub mod softmax;

@@ -441,7 +441,12 @@ proptest! {
 /// the proptests reach.
 #[test]
 fn matmul_large_shapes_match_reference() {
-    let (m, n, k) = (37, 100, 700);
+    for (m, n, k) in [(37, 100, 700), (200, 40, 700)] {
+        large_shape(m, n, k);
+    }
+}
+
+fn large_shape(m: usize, n: usize, k: usize) {
     let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 997) as f32 / 498.5 - 1.0).collect();
     for kind in [WKind::F32, WKind::Bf16, WKind::PackedF32, WKind::PackedBf16, WKind::PackedInt8] {

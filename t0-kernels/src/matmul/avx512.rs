@@ -120,6 +120,9 @@ unsafe fn dot_block<E: Elem, const M: usize, const R: usize>(
 }
 
 /// All `rows` rows of `w`, `R` at a time, then one at a time.
+///
+/// (Blocking k so that several rows of `x` stay in L1 was tried and lost: it breaks the weight
+/// rows into short streams the hardware prefetcher follows badly.)
 #[inline(always)]
 unsafe fn gemv_rows_m<E: Elem, const M: usize, const R: usize>(
     x: *const f32,

@@ -136,6 +136,9 @@ pub(crate) const GEMV_MAX_M: usize = 8;
 /// Depth of one GEMM k-slice (a `KC × 32` f32 weight slice is 32 KiB: it stays in L1/L2 while
 /// every row tile of `x` passes over it).
 pub(crate) const KC: usize = 256;
+/// Largest packed `x` (bytes) for which GEMM walks panel by panel (full depth each) rather than
+/// k-slice by k-slice.
+pub(crate) const PANEL_OUTER_MAX_X_BYTES: usize = 512 << 10;
 /// Rows per int8 tile (activations are packed in tiles of this many rows).
 pub(crate) const MR_INT8: usize = 8;
 
@@ -301,7 +304,8 @@ pub(crate) fn matmul_with<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &WeightV
         WeightView::Bf16 { data, .. } => gemm(isa, x, m, Slices::RawBf16(bytemuck::cast_slice(data)), n, k, out),
         WeightView::F16 { data, .. } => gemm(isa, x, m, Slices::RawF16(bytemuck::cast_slice(data)), n, k, out),
         WeightView::Packed(p) => match p.dtype() {
-            PackDType::F32 if gemv => gemv_packed(isa, x, m, p, out),
+            // One full-depth pass per panel while all rows fit one f32 tile.
+            PackDType::F32 if m <= I::MR => gemv_packed(isa, x, m, p, out),
             PackDType::Bf16 if gemv => gemv_packed(isa, x, m, p, out),
             PackDType::F32 => gemm(isa, x, m, Slices::PackedF32(p), n, k, out),
             PackDType::Bf16 => gemm(isa, x, m, Slices::PackedBf16(p), n, k, out),
@@ -425,7 +429,8 @@ fn pack_x_tiles(x: &[f32], m: usize, k: usize, mr: usize, dst: &mut [f32]) {
 
 /// Blocked GEMM for `m > 8` with f32 accumulation: see the module docs.
 fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: usize, out: &mut [f32]) {
-    let mr = I::MR;
+    // Balanced tiles: 16 rows run as 8 + 8, not 14 + 2.
+    let mr = m.div_ceil(m.div_ceil(I::MR));
     let tiles = m.div_ceil(mr);
     let m_pad = tiles * mr;
     let panels = n.div_ceil(PANEL);
@@ -447,48 +452,63 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
         jobs.into_par_iter().for_each(|(prange, trange)| {
             let o = optr;
             with_f32_scratch(KC * PANEL, |bs| {
-                for k0 in (0..k).step_by(KC) {
+                // One k-slice of one panel against every tile of the task.
+                let mut slice = |k0: usize, p: usize| {
                     let kc = KC.min(k - k0);
                     let a_slice = &xp[k0 * m_pad..k0 * m_pad + kc * m_pad];
+                    let rows = PANEL.min(n - p * PANEL);
+                    // SAFETY (all unsafe below): slices are bounds-checked here; the kernels
+                    // read `kc × 32` values of `b` and `kc × mr` of each tile of `a_slice`;
+                    // this task alone writes rows `trange` × columns of panel `p` of `out`.
+                    let b: *const f32 = match w {
+                        Slices::PackedF32(pw) => {
+                            let panel: &[f32] = bytemuck::cast_slice(pw.panel(p));
+                            panel[k0 * PANEL..(k0 + kc) * PANEL].as_ptr()
+                        }
+                        Slices::PackedBf16(pw) => {
+                            let panel: &[u16] = bytemuck::cast_slice(pw.panel(p));
+                            let kc2 = kc.div_ceil(2) * 2;
+                            let src = &panel[k0 * PANEL..(k0 + kc2) * PANEL];
+                            unsafe { isa.widen_bf16_panel(src.as_ptr(), kc2, bs.as_mut_ptr()) };
+                            bs.as_ptr()
+                        }
+                        Slices::RawF32(d) => {
+                            let src = &d[p * PANEL * k..];
+                            assert!(src.len() >= (rows - 1) * k + k0 + kc);
+                            unsafe { isa.pack_rows_f32(src.as_ptr().add(k0), k, rows, kc, bs.as_mut_ptr()) };
+                            bs.as_ptr()
+                        }
+                        Slices::RawBf16(d) => {
+                            pack_rows_scalar(d, k, p * PANEL, rows, k0, kc, bs, bf16_bits_to_f32);
+                            bs.as_ptr()
+                        }
+                        Slices::RawF16(d) => {
+                            pack_rows_scalar(d, k, p * PANEL, rows, k0, kc, bs, pack::f16_bits_to_f32);
+                            bs.as_ptr()
+                        }
+                    };
+                    for t in trange.clone() {
+                        let mr_t = mr.min(m - t * mr);
+                        let a = &a_slice[t * kc * mr..(t + 1) * kc * mr];
+                        unsafe {
+                            let c = o.0.add(t * mr * n + p * PANEL);
+                            isa.tile_f32(mr_t, kc, a.as_ptr(), mr, b, c, n, rows, k0 > 0);
+                        }
+                    }
+                };
+                if m_pad * k * 4 <= PANEL_OUTER_MAX_X_BYTES {
+                    // Few rows: all of packed `x` stays in L2, so walk each panel once, front to
+                    // back (one sequential stream per panel).
                     for p in prange.clone() {
-                        let rows = PANEL.min(n - p * PANEL);
-                        // SAFETY (all unsafe below): slices are bounds-checked here; the kernels
-                        // read `kc × 32` values of `b` and `kc × MR` of each tile of `a_slice`;
-                        // this task alone writes rows `trange` × columns of panel `p` of `out`.
-                        let b: *const f32 = match w {
-                            Slices::PackedF32(pw) => {
-                                let panel: &[f32] = bytemuck::cast_slice(pw.panel(p));
-                                panel[k0 * PANEL..(k0 + kc) * PANEL].as_ptr()
-                            }
-                            Slices::PackedBf16(pw) => {
-                                let panel: &[u16] = bytemuck::cast_slice(pw.panel(p));
-                                let kc2 = kc.div_ceil(2) * 2;
-                                let src = &panel[k0 * PANEL..(k0 + kc2) * PANEL];
-                                unsafe { isa.widen_bf16_panel(src.as_ptr(), kc2, bs.as_mut_ptr()) };
-                                bs.as_ptr()
-                            }
-                            Slices::RawF32(d) => {
-                                let src = &d[p * PANEL * k..];
-                                assert!(src.len() >= (rows - 1) * k + k0 + kc);
-                                unsafe { isa.pack_rows_f32(src.as_ptr().add(k0), k, rows, kc, bs.as_mut_ptr()) };
-                                bs.as_ptr()
-                            }
-                            Slices::RawBf16(d) => {
-                                pack_rows_scalar(d, k, p * PANEL, rows, k0, kc, bs, bf16_bits_to_f32);
-                                bs.as_ptr()
-                            }
-                            Slices::RawF16(d) => {
-                                pack_rows_scalar(d, k, p * PANEL, rows, k0, kc, bs, pack::f16_bits_to_f32);
-                                bs.as_ptr()
-                            }
-                        };
-                        for t in trange.clone() {
-                            let mr_t = mr.min(m - t * mr);
-                            let a = &a_slice[t * kc * mr..(t + 1) * kc * mr];
-                            unsafe {
-                                let c = o.0.add(t * mr * n + p * PANEL);
-                                isa.tile_f32(mr_t, kc, a.as_ptr(), mr, b, c, n, rows, k0 > 0);
-                            }
+                        for k0 in (0..k).step_by(KC) {
+                            slice(k0, p);
+                        }
+                    }
+                } else {
+                    // Many rows: keep one k-slice of `x` in L2 and pass every panel over it.
+                    for k0 in (0..k).step_by(KC) {
+                        for p in prange.clone() {
+                            slice(k0, p);
                         }
                     }
                 }
@@ -541,7 +561,7 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
         let sx: &mut [f32] = bytemuck::cast_slice_mut(&mut rest[..m * 4]);
         // Quantise, one task per tile (tiles own disjoint runs of `qx` and `sx`).
         let jobs: Vec<_> = qx.chunks_mut(MR_INT8 * kq * 4).zip(sx.chunks_mut(MR_INT8)).enumerate().collect();
-        jobs.into_par_iter().for_each(|(t, (qt, st))| {
+        let quantize_tile = |(t, (qt, st)): (usize, (&mut [u8], &mut [f32]))| {
             let rows = st.len();
             with_scratch(crate::scratch::lines_for(kq * 4), |row| {
                 let row: &mut [u8] = &mut bytemuck::cast_slice_mut(row)[..kq * 4];
@@ -555,7 +575,13 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                     }
                 }
             });
-        });
+        };
+        // Decode (one tile) quantises inline: a parallel call would cost a thread hand-off.
+        if jobs.len() == 1 {
+            jobs.into_iter().for_each(quantize_tile);
+        } else {
+            jobs.into_par_iter().for_each(quantize_tile);
+        }
         let (qx, sx): (&[u8], &[f32]) = (qx, sx);
         let optr = SendPtr(out.as_mut_ptr());
         let n_parts = task_target().min(panels);

@@ -1,0 +1,142 @@
+//! Measuring this machine's ceilings, for the roofline figures in `docs/kernels.md`:
+//! the f32 FMA peak and the DRAM read bandwidth, both using every rayon thread.
+//!
+//! - FMA peak: each thread runs 16 independent chains of vector FMAs (enough to cover the FMA
+//!   latency on every core we target) on register operands; flops = 2 · lanes · FMAs.
+//! - Read bandwidth: each thread sums its share of a buffer much larger than the last-level
+//!   cache with vector loads (4 accumulators); bytes = buffer size. No writes, like a GEMV.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+/// FMAs per chain per call of the inner kernel.
+const FMA_ITERS: usize = 1 << 20;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// 16 chains × `iters` FMAs on zmm registers; returns a value so nothing is optimised away.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fma_avx512(iters: usize) -> f32 {
+        let a = _mm512_set1_ps(0.999_999);
+        let b = _mm512_set1_ps(1e-7);
+        let mut acc = [_mm512_set1_ps(1.0); 16];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// As [`fma_avx512`] with ymm registers (12 chains: 16 registers in all).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fma_avx2(iters: usize) -> f32 {
+        let a = _mm256_set1_ps(0.999_999);
+        let b = _mm256_set1_ps(1e-7);
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut s = _mm256_setzero_ps();
+        for v in acc {
+            s = _mm256_add_ps(s, v);
+        }
+        let mut t = [0.0f32; 8];
+        _mm256_storeu_ps(t.as_mut_ptr(), s);
+        t.iter().sum()
+    }
+
+    /// Sum of `xs` with 4 zmm accumulators (length a multiple of 64).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sum_avx512(xs: &[f32]) -> f32 {
+        let p = xs.as_ptr();
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= xs.len() {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_add_ps(*a, _mm512_loadu_ps(p.add(i + 16 * j)));
+            }
+            i += 64;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    }
+}
+
+/// The f32 FMA peak of this machine in GFLOP/s (all rayon threads, widest vectors available),
+/// best of `reps` runs.
+pub fn fma_peak_gflops(reps: usize) -> f64 {
+    let threads = rayon::current_num_threads();
+    let run = |_: usize| -> (f64, f32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::cpu::has_avx512() {
+                // SAFETY: AVX-512F was detected.
+                return (2.0 * 16.0 * 16.0 * FMA_ITERS as f64, unsafe { x86::fma_avx512(FMA_ITERS) });
+            }
+            if crate::cpu::has_avx2() {
+                // SAFETY: AVX2 and FMA were detected.
+                return (2.0 * 8.0 * 12.0 * FMA_ITERS as f64, unsafe { x86::fma_avx2(FMA_ITERS) });
+            }
+        }
+        // Portable fallback: 8 independent scalar chains (the compiler may vectorise them).
+        let mut acc = [1.0f32; 8];
+        for _ in 0..FMA_ITERS {
+            for v in acc.iter_mut() {
+                *v = v.mul_add(0.999_999, 1e-7);
+            }
+        }
+        (2.0 * 8.0 * FMA_ITERS as f64, acc.iter().sum())
+    };
+    (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            let (flops, sink): (f64, f32) =
+                (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            std::hint::black_box(sink);
+            flops / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Sum of a slice with the widest vectors available.
+fn sum(xs: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::cpu::has_avx512() && xs.len().is_multiple_of(64) {
+            // SAFETY: AVX-512F was detected.
+            return unsafe { x86::sum_avx512(xs) };
+        }
+    }
+    // Eight independent partial sums vectorise without fast-math.
+    let mut acc = [0.0f32; 8];
+    for c in xs.chunks_exact(8) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// DRAM read bandwidth in GB/s (10⁹ bytes per second): all rayon threads summing disjoint
+/// halves of `buf` (make it several times the last-level cache), best of `reps` passes.
+pub fn read_bandwidth_gbs(buf: &[f32], reps: usize) -> f64 {
+    let threads = rayon::current_num_threads();
+    let chunk = (buf.len() / threads / 64).max(1) * 64;
+    (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            let s: f32 = buf.par_chunks(chunk).map(sum).sum();
+            std::hint::black_box(s);
+            (buf.len() * 4) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}

@@ -10,6 +10,10 @@ Writes, next to the given spiece.model (default tests/fixtures/t5-tokenizer/):
                       with HF's fast and slow decodes, skipping special tokens or not.
 - tokenizer.json    : T5TokenizerFast's tokenizer.json, used by the tokenizer.json loader tests
                       and by the criterion bench (HF's `tokenizers` crate loads it).
+- configs/NAME/tokenizer_config.json and configs.jsonl : model directories that differ from the
+                      defaults only by their tokenizer_config.json (legacy=False,
+                      add_prefix_space=False, fewer extra ids, an extra special token, strip
+                      flags), with what T5TokenizerFast.from_pretrained(dir) gives on a few texts.
 
 Fields:
 - ids_slow      T5Tokenizer(vocab_file, legacy=True)(text).input_ids          (sentencepiece)
@@ -263,6 +267,67 @@ def main():
     fast.backend_tokenizer.save(os.path.join(OUT, "tokenizer.json"))
     print("tokenizer.json written")
 
+    write_configs()
+
+
+CONFIG_TEXTS = [
+    "translate English to German: The house is wonderful.",
+    " leading space and <extra_id_0> sentinel",
+    "<extra_id_0>starts with a sentinel",
+    "x <extra_id_1> y <extra_id_9>z</s>",
+    "<sep> a <sep>b",
+    "word<extra_id_5> <extra_id_5> <extra_id_5>end",
+    "\u2581literal  metaspace   runs",
+    "",
+]
+
+EXTRA100 = [f"<extra_id_{i}>" for i in range(100)]
+
+
+def strip_flags(n):
+    return {
+        str(32099 - i): {"content": f"<extra_id_{i}>", "lstrip": True, "rstrip": True,
+                         "normalized": False, "single_word": False, "special": True}
+        for i in range(n)
+    }
+
+
+CONFIGS = {
+    "legacy_false": {"legacy": False},
+    "no_prefix_space": {"add_prefix_space": False},
+    "ten_extra_ids": {"extra_ids": 10},
+    "sep_token": {"additional_special_tokens": EXTRA100 + ["<sep>"]},
+    "t0_style": {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "extra_ids": 100,
+                 "additional_special_tokens": EXTRA100, "model_max_length": 512,
+                 "tokenizer_class": "T5Tokenizer"},
+    "strip_flags": {"added_tokens_decoder": strip_flags(100)},
+}
+
+
+def write_configs():
+    recs = []
+    for name, cfg in CONFIGS.items():
+        d = os.path.join(OUT, "configs", name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=1, ensure_ascii=False)
+        tmp = tempfile.mkdtemp()
+        shutil.copy(SPIECE, os.path.join(tmp, "spiece.model"))
+        shutil.copy(os.path.join(d, "tokenizer_config.json"), os.path.join(tmp, "tokenizer_config.json"))
+        fast = T5TokenizerFast.from_pretrained(tmp)
+        for t in CONFIG_TEXTS:
+            ids = fast(t)["input_ids"]
+            recs.append({"config": name, "text": t, "ids_fast": ids, "vocab_size": len(fast),
+                         "decoded_fast": fast.decode(ids, skip_special_tokens=True),
+                         "decoded_fast_keep": fast.decode(ids, skip_special_tokens=False)})
+    with open(os.path.join(OUT, "configs.jsonl"), "w", encoding="utf-8") as f:
+        for r in recs:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print("configs.jsonl:", len(recs))
+
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[2] == "--configs-only":
+        write_configs()
+    else:
+        main()

@@ -20,6 +20,8 @@ pub(crate) struct CharsMap {
     normalized: String,
     /// For each ASCII byte: its replacement as (start, end) in `normalized`, if it has one.
     ascii: [Option<(u32, u32)>; 128],
+    /// ASCII bytes that map to themselves and never start a multi-byte cluster (not CR).
+    plain: [bool; 128],
 }
 
 impl CharsMap {
@@ -41,9 +43,10 @@ impl CharsMap {
         }
         let normalized =
             String::from_utf8(rest[trie_bytes..].to_vec()).map_err(|_| bad("replacement strings are not UTF-8"))?;
-        let mut map = CharsMap { trie, normalized, ascii: [None; 128] };
+        let mut map = CharsMap { trie, normalized, ascii: [None; 128], plain: [false; 128] };
         for b in 0u8..128 {
             map.ascii[b as usize] = map.lookup(&[b]);
+            map.plain[b as usize] = map.ascii[b as usize].is_none() && b != b'\r';
         }
         Ok(map)
     }
@@ -96,6 +99,18 @@ impl CharsMap {
         let sure_break = |i: usize| b[i - 1] < 0x80 && b[i] < 0x80 && !(b[i - 1] == b'\r' && b[i] == b'\n');
         let mut i = 0;
         while i < n {
+            // Fast path: copy a run of ASCII bytes that map to themselves, except a last one
+            // followed by a non-ASCII byte (it may carry a combining mark).
+            let mut j = i;
+            while j < n && b[j] < 0x80 && self.plain[b[j] as usize] {
+                j += 1;
+            }
+            let end = if j < n && b[j] >= 0x80 { j.saturating_sub(1).max(i) } else { j };
+            if end > i {
+                out.push_str(&text[i..end]);
+                i = end;
+                continue;
+            }
             let c = b[i];
             if c < 0x80 && (i + 1 == n || sure_break(i + 1)) {
                 match self.ascii[c as usize] {
@@ -181,8 +196,16 @@ impl Normalizer {
     /// Normalises `text` into `out` (cleared first); `tmp` is scratch space.
     pub(crate) fn apply(&self, text: &str, out: &mut String, tmp: &mut String) {
         out.clear();
-        out.push_str(text);
-        for step in &self.steps {
+        let mut steps = &self.steps[..];
+        match steps.first() {
+            // Normalise straight from the input, saving a copy.
+            Some(NormStep::Precompiled(map)) => {
+                map.normalize(text, out);
+                steps = &steps[1..];
+            }
+            _ => out.push_str(text),
+        }
+        for step in steps {
             match step {
                 NormStep::Precompiled(map) => {
                     tmp.clear();

@@ -175,3 +175,66 @@ fn from_dir_prefers_spiece_and_both_agree() {
     let text = "Premise: ＜pad＞ Ａ\u{301} \u{1f44d}\u{1f3fd} <extra_id_5>  x";
     assert_eq!(dir.encode(text), j.encode(text));
 }
+
+/// A model directory holding the fixture spiece.model and the given extra files.
+fn model_dir(name: &str, files: &[(&str, PathBuf)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("t0-tok-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    for (file, from) in files {
+        std::fs::copy(from, dir.join(file)).expect("copy fixture");
+    }
+    dir
+}
+
+#[test]
+fn tokenizer_config_variants_match_hf() {
+    let cases = load("configs.jsonl");
+    assert!(cases.len() >= 40);
+    let mut names: Vec<&str> = cases.iter().map(|c| c["config"].as_str().expect("config")).collect();
+    names.dedup();
+    for name in names {
+        let dir = model_dir(
+            name,
+            &[
+                ("spiece.model", fixtures().join("spiece.model")),
+                ("tokenizer_config.json", fixtures().join("configs").join(name).join("tokenizer_config.json")),
+            ],
+        );
+        let tok = Tokenizer::from_dir(&dir).expect("from_dir with tokenizer_config.json");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mine: Vec<Value> = cases.iter().filter(|c| c["config"] == name).cloned().collect();
+        all_match(&mine, name, |c| {
+            let text = c["text"].as_str().expect("text");
+            let want = ids(&c["ids_fast"]);
+            let got = tok.encode(text);
+            let mut bad = String::new();
+            if got != want {
+                bad += &format!("{text:?} ids\n  got  {got:?}\n  want {want:?}\n");
+            }
+            if tok.vocab_size() as u64 != c["vocab_size"].as_u64().expect("vocab_size") {
+                bad += &format!("vocab_size {} want {}\n", tok.vocab_size(), c["vocab_size"]);
+            }
+            for (field, skip) in [("decoded_fast", true), ("decoded_fast_keep", false)] {
+                let got = tok.decode(&want, skip);
+                if got != c[field].as_str().expect("decode") {
+                    bad += &format!("{text:?} {field}\n  got  {got:?}\n  want {:?}\n", c[field]);
+                }
+            }
+            (!bad.is_empty()).then_some(bad)
+        });
+    }
+}
+
+#[test]
+fn from_dir_falls_back_to_tokenizer_json() {
+    let dir = std::env::temp_dir().join(format!("t0-tok-{}-json-only", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::copy(fixtures().join("tokenizer.json"), dir.join("tokenizer.json")).expect("copy");
+    let tok = Tokenizer::from_dir(&dir).expect("tokenizer.json only");
+    assert_eq!(tok.encode("Hello world"), [8774, 296, 1]);
+    std::fs::remove_file(dir.join("tokenizer.json")).expect("rm");
+    let err = Tokenizer::from_dir(&dir).expect_err("empty dir");
+    let msg = err.to_string();
+    assert!(msg.contains("spiece.model") && msg.contains("tokenizer.json"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

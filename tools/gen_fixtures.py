@@ -23,7 +23,7 @@ What it makes (see tests/fixtures/README.md for the schema):
 
 Why the weights are not just HF's random init: HF's init gives every RMS-norm weight 1.0 (a bug that ignores
 the norm weights would pass) and a tied random model mostly repeats one token forever. So after
-``T5ForConditionalGeneration(config)`` (with ``initializer_factor`` 2.0), every ``T5LayerNorm`` weight is drawn
+``T5ForConditionalGeneration(config)`` (with ``initializer_factor`` 2.0, 1.0 for t0-tiny), every ``T5LayerNorm`` weight is drawn
 uniformly from [0.5, 1.5), and the output-embedding row of ``</s>`` (id 1) is scaled up so that some
 generations stop early (exercising EOS handling and ``min_new_tokens``).
 
@@ -33,11 +33,15 @@ Everything is deterministic: fixed seeds, one torch thread. For each model the w
   - beam search returns the same sequences when the log-probs get +-5e-4 of uniform noise (two noise draws);
   - greedy outputs vary between inputs and are not just one repeated token;
   - at least one greedy output stops with ``</s>`` after 2 to 7 tokens and at least one runs to 12 tokens;
-  - at least one returned beam hypothesis ends with ``</s>``.
+  - at least one returned beam hypothesis ends with ``</s>``;
+  - HF's float32 teacher-forced logits are within 3e-5 of a float64 run of the same model (recorded as
+    ``hf_f32_vs_f64_max_abs``), so the tests' 1e-4 tolerance measures our rounding, not HF's.
+Recorded log-probabilities (greedy token log-probs, choice scores) are HF's float32 logits log-softmaxed in float64.
 All recorded numbers come from the model reloaded from the files written (``from_pretrained``, float32).
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -72,6 +76,9 @@ INPUT_LENS = [1, 5, 11, 23]
 MARGIN_MIN = 1e-3
 BEAM_NOISE = 5e-4
 MAX_TRIES = 400
+# HF's own float32 teacher logits must lie this close to a float64 run of the same weights, so that the 1e-4
+# the Rust tests allow against the float32 reference is spent on our rounding, not HF's.
+F64_BUDGET = 3e-5
 
 COMMON = dict(
     dropout_rate=0.0,
@@ -107,7 +114,7 @@ MODELS = [
             feed_forward_proj="gated-gelu", tie_word_embeddings=False,
             relative_attention_num_buckets=32, relative_attention_max_distance=128, layer_norm_epsilon=1e-6,
         ),
-        seed=1000, input_seed=11, eos_boost=2.5, storage="hf", tokenizer=True,
+        seed=1000, input_seed=11, eos_boost=2.5, storage="hf", tokenizer=True, init=1.0,
     ),
     dict(name="relu-tied-deepdec", config=RELU_TIED,
          seed=2000, input_seed=12, eos_boost=2.0, storage="hf"),
@@ -296,10 +303,12 @@ def run_greedy(model, ids, min_new, kw):
     toks = trim(seq[1:])
     assert len(toks) == len(seq) - 1 == len(out.scores)
     scores = torch.stack(out.scores)[:, 0].float()
-    lp = torch.log_softmax(scores, dim=-1)
+    # log-softmax in float64 of HF's float32 scores: a float32 log-sum-exp over 32128 near-uniform logits
+    # is itself only good to ~2e-5.
+    lp = torch.log_softmax(scores.double(), dim=-1)
     token_lp = [lp[i, t].item() for i, t in enumerate(toks)]
     ref = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
-    assert torch.allclose(ref, torch.tensor(token_lp), atol=1e-5), (ref - torch.tensor(token_lp))
+    assert torch.allclose(ref.double(), torch.tensor(token_lp, dtype=torch.float64), atol=1e-4), ref
     top2 = scores.topk(2, dim=-1).values
     margin = (top2[:, 0] - top2[:, 1]).min().item()
     assert all(scores[i].argmax().item() == t for i, t in enumerate(toks))
@@ -336,7 +345,7 @@ def forward_records(model, case, vocab):
     for ch in case["choices"]:
         dec = torch.tensor([[0] + ch[:-1]])
         lg = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, use_cache=False).logits[0].float()
-        lp = torch.log_softmax(lg, dim=-1)
+        lp = torch.log_softmax(lg.double(), dim=-1)
         s = float(sum(float(lp[t, c]) for t, c in enumerate(ch)))
         scores.append(f32(s))
         normed.append(f32(s / len(ch)))
@@ -363,6 +372,19 @@ def batch_records(model, cases):
         "batch.encoder_hidden": enc.float().contiguous(),
         "batch.first_logits": first[:, 0].float().contiguous(),
     }
+
+
+@torch.no_grad()
+def f64_teacher_diff(model, out_cases, tensors):
+    """Largest |float32 - float64| over every case's teacher-forced logits (HF's own rounding error)."""
+    m64 = copy.deepcopy(model).double()
+    worst = 0.0
+    for i, c in enumerate(out_cases):
+        ids = torch.tensor([c["input_ids"]])
+        dec = torch.tensor([c["teacher"]["decoder_input_ids"]])
+        want = m64(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=dec, use_cache=False).logits[0]
+        worst = max(worst, (tensors[f"case{i}.teacher_logits"].double() - want).abs().max().item())
+    return worst
 
 
 def record(model, spec, cases):
@@ -398,6 +420,9 @@ def record(model, spec, cases):
         })
     batch, bt = batch_records(model, cases)
     tensors.update(bt)
+    f64_diff = f64_teacher_diff(model, out_cases, tensors)
+    if f64_diff > F64_BUDGET:
+        problems.append(f"HF float32 is {f64_diff:.1e} from float64")
 
     greedy_outs = [c["greedy"]["token_ids"] for c in out_cases]
     min_margin = min(margins)
@@ -417,6 +442,7 @@ def record(model, spec, cases):
         "model": spec["name"],
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
+        "hf_f32_vs_f64_max_abs": f64_diff,
         "cases": out_cases,
         "batch": batch,
     }
@@ -424,7 +450,8 @@ def record(model, spec, cases):
 
 
 def build(spec, seed):
-    config = T5Config(**COMMON, **spec["config"])
+    common = dict(COMMON, initializer_factor=spec.get("init", COMMON["initializer_factor"]))
+    config = T5Config(**common, **spec["config"])
     torch.manual_seed(seed)
     model = T5ForConditionalGeneration(config).eval()
     shape_weights(model, seed, spec["eos_boost"])

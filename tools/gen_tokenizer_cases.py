@@ -10,6 +10,9 @@ Writes, next to the given spiece.model (default tests/fixtures/t5-tokenizer/):
                       with HF's fast and slow decodes, skipping special tokens or not.
 - tokenizer.json    : T5TokenizerFast's tokenizer.json, used by the tokenizer.json loader tests
                       and by the criterion bench (HF's `tokenizers` crate loads it).
+- cases_random.jsonl : 1,500 seeded random texts drawn from all of Unicode (weighted towards
+                      compatibility forms, marks, CJK, emoji, controls, spaces and special
+                      tokens), with T5TokenizerFast's ids: a differential fuzz corpus.
 - configs/NAME/tokenizer_config.json and configs.jsonl : model directories that differ from the
                       defaults only by their tokenizer_config.json (legacy=False,
                       add_prefix_space=False, fewer extra ids, an extra special token, strip
@@ -267,7 +270,46 @@ def main():
     fast.backend_tokenizer.save(os.path.join(OUT, "tokenizer.json"))
     print("tokenizer.json written")
 
+    write_random_cases(fast)
     write_configs()
+
+
+RANGES = [(0x0, 0x2FFFF, 10), (0x20, 0x7E, 30), (0x0, 0x1F, 2), (0x7F, 0xFF, 6), (0x100, 0x24F, 3),
+          (0x300, 0x36F, 4), (0x370, 0x4FF, 3), (0x590, 0x6FF, 2), (0x900, 0x97F, 2), (0xE00, 0xE7F, 1),
+          (0x1100, 0x11FF, 2), (0x1E00, 0x1FFF, 2), (0x2000, 0x206F, 4), (0x2070, 0x218F, 3),
+          (0x2190, 0x2BFF, 2), (0x3000, 0x33FF, 4), (0x4E00, 0x9FFF, 3), (0xAC00, 0xD7A3, 2),
+          (0xF900, 0xFAFF, 1), (0xFB00, 0xFB4F, 2), (0xFE00, 0xFE6F, 2), (0xFF00, 0xFFEF, 4),
+          (0x1D400, 0x1D7FF, 2), (0x1F000, 0x1FAFF, 3), (0xE0000, 0xE007F, 1)]
+WORDS = "the of and to in is that for it as with was on be by this are at from or an not".split()
+
+
+def write_random_cases(fast, n=1500, seed=424242):
+    rnd = random.Random(seed)
+
+    def ch():
+        a, b, _ = rnd.choices(RANGES, [w for _, _, w in RANGES])[0]
+        c = rnd.randint(a, b)
+        return " " if 0xD800 <= c <= 0xDFFF else chr(c)
+
+    with open(os.path.join(OUT, "cases_random.jsonl"), "w", encoding="utf-8") as f:
+        for _ in range(n):
+            parts = []
+            for _ in range(rnd.randint(0, 50)):
+                r = rnd.random()
+                if r < 0.45:
+                    parts.append(ch())
+                elif r < 0.7:
+                    parts.append(" " + rnd.choice(WORDS))
+                elif r < 0.8:
+                    parts.append(" " * rnd.randint(1, 4))
+                elif r < 0.85:
+                    parts.append(rnd.choice(["</s>", "<pad>", "<unk>", "<extra_id_%d>" % rnd.randint(0, 105),
+                                             "<s>", "\r\n", "\t", "\u2581"]))
+                else:
+                    parts.append(ch() + ch())
+            t = "".join(parts)
+            f.write(json.dumps({"text": t, "ids_fast": fast(t)["input_ids"]}, ensure_ascii=False) + "\n")
+    print("cases_random.jsonl:", n)
 
 
 CONFIG_TEXTS = [
@@ -329,5 +371,9 @@ def write_configs():
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[2] == "--configs-only":
         write_configs()
+    elif len(sys.argv) > 2 and sys.argv[2] == "--random-only":
+        _tmp = tempfile.mkdtemp()
+        shutil.copy(SPIECE, os.path.join(_tmp, "spiece.model"))
+        write_random_cases(T5TokenizerFast.from_pretrained(_tmp))
     else:
         main()

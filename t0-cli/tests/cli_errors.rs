@@ -18,17 +18,60 @@ fn tiny_model(dir: &Path) {
 }
 
 fn t0(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_t0")).args(args).output().unwrap();
+    t0_env(args, &[])
+}
+
+fn t0_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_t0"));
+    cmd.args(args).env_remove("T0_KERNELS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     let code = out.status.code().unwrap_or(-1);
     (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A clean failure: exit code 1 (2 for a usage error found by the argument parser), one
+/// `error: ` line naming `needle`, no panic.
+fn assert_fails(code: i32, err: &str, needle: &str) {
+    assert!(code == 1 || code == 2, "expected exit code 1 or 2, got {code}, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line: {err:?}");
+    assert!(lines[0].contains(needle), "stderr {err:?} does not mention {needle:?}");
 }
 
 /// Run `t0 generate` on `dir` and check it fails cleanly with a message containing `needle`.
 fn generate_fails(dir: &Path, ids: &str, needle: &str) {
     let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", ids]);
-    assert_ne!(code, 0, "expected failure, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(err.contains(needle), "stderr {err:?} does not mention {needle:?}");
+    assert_fails(code, &err, needle);
+}
+
+/// Rewrite the header of `dir`'s model.safetensors with `f`, keeping the data bytes.
+fn edit_header(dir: &Path, f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    f(v.as_object_mut().unwrap());
+    let mut h = v.to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(&p, out).unwrap();
+}
+
+fn offsets(v: &serde_json::Value) -> (u64, u64) {
+    let o = v["data_offsets"].as_array().unwrap();
+    (o[0].as_u64().unwrap(), o[1].as_u64().unwrap())
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
 }
 
 fn model_dir() -> (tempfile::TempDir, PathBuf) {
@@ -173,7 +216,7 @@ fn unsupported_dtype() {
     t["dtype"] = "I64".into();
     t["shape"] = serde_json::json!([4]); // 8 f32 = 32 bytes = 4 i64
     let mut h = v.to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -251,4 +294,548 @@ fn random_init_then_generate_bf16() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = t0(&["generate", "--model", out.to_str().unwrap(), "--input-ids", "3,4,1", "--json"]);
     assert_eq!(code, 0, "{err}");
+}
+
+// ---- Model directory -------------------------------------------------------------------------
+
+#[test]
+fn model_path_is_a_file() {
+    let (_t, dir) = model_dir();
+    generate_fails(&dir.join("config.json"), "5,1", "is not a directory");
+}
+
+#[test]
+fn empty_model_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate_fails(tmp.path(), "5,1", "no config.json");
+}
+
+// ---- config.json -----------------------------------------------------------------------------
+
+#[test]
+fn config_empty_file() {
+    let (_t, dir) = model_dir();
+    std::fs::write(dir.join("config.json"), "").unwrap();
+    generate_fails(&dir, "5,1", "config.json: `(file)`: not valid JSON");
+}
+
+#[test]
+fn config_not_an_object() {
+    let (_t, dir) = model_dir();
+    std::fs::write(dir.join("config.json"), "[1, 2]").unwrap();
+    generate_fails(&dir, "5,1", "not a JSON object");
+}
+
+#[test]
+fn config_d_model_zero() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("d_model".into(), 0.into());
+    });
+    generate_fails(&dir, "5,1", "`d_model`: must be at least 1, found 0");
+}
+
+#[test]
+fn config_vocab_zero() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("vocab_size".into(), 0.into());
+    });
+    generate_fails(&dir, "5,1", "`vocab_size`: must be at least 1, found 0");
+}
+
+#[test]
+fn config_absurd_size() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("d_model".into(), 1_000_000_000.into());
+    });
+    generate_fails(&dir, "5,1", "`d_model`: 1000000000 is absurdly large");
+}
+
+#[test]
+fn config_negative_size() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("num_layers".into(), (-2).into());
+    });
+    generate_fails(&dir, "5,1", "`num_layers`: expected a non-negative integer, found -2");
+}
+
+#[test]
+fn config_fractional_size() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("d_kv".into(), 4.5.into());
+    });
+    generate_fails(&dir, "5,1", "`d_kv`: expected a non-negative integer, found 4.5");
+}
+
+#[test]
+fn config_not_t5() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("model_type".into(), "bert".into());
+    });
+    generate_fails(&dir, "5,1", "`model_type`: \"bert\" is not a T5 model");
+}
+
+#[test]
+fn config_eos_outside_vocab() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("eos_token_id".into(), 64.into());
+    });
+    generate_fails(&dir, "5,1", "`eos_token_id`: 64 is not below vocab_size 64");
+}
+
+#[test]
+fn config_bad_epsilon() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("layer_norm_epsilon".into(), (-1.0).into());
+    });
+    generate_fails(&dir, "5,1", "`layer_norm_epsilon`: expected a small positive number");
+}
+
+/// T5 allows `num_heads · d_kv ≠ d_model`, so only the weights can disagree with the heads.
+#[test]
+fn config_heads_do_not_match_weights() {
+    let (_t, dir) = model_dir();
+    edit_config(&dir, |m| {
+        m.insert("num_heads".into(), 4.into());
+    });
+    generate_fails(&dir, "5,1", "has shape [8, 8], but the config needs [16, 8]");
+}
+
+// ---- Safetensors -----------------------------------------------------------------------------
+
+#[test]
+fn safetensors_empty_file() {
+    let (_t, dir) = model_dir();
+    std::fs::write(dir.join("model.safetensors"), b"").unwrap();
+    generate_fails(&dir, "5,1", "model.safetensors: not a valid safetensors file: file is 0 bytes");
+}
+
+#[test]
+fn safetensors_header_not_utf8() {
+    let (_t, dir) = model_dir();
+    let p = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[9] = 0xff;
+    std::fs::write(&p, &bytes).unwrap();
+    generate_fails(&dir, "5,1", "the header is not valid UTF-8");
+}
+
+#[test]
+fn safetensors_overlapping_offsets() {
+    let (_t, dir) = model_dir();
+    edit_header(&dir, |h| {
+        let (s, _) = offsets(&h["encoder.final_layer_norm.weight"]);
+        let (s2, e2) = offsets(&h["decoder.final_layer_norm.weight"]);
+        let len = e2 - s2;
+        // Point the decoder's norm into the middle of the encoder's.
+        h["decoder.final_layer_norm.weight"]["data_offsets"] = serde_json::json!([s + 4, s + 4 + len]);
+    });
+    generate_fails(&dir, "5,1", "overlap");
+}
+
+#[test]
+fn safetensors_offsets_past_eof() {
+    let (_t, dir) = model_dir();
+    edit_header(&dir, |h| {
+        let (s, e) = offsets(&h["shared.weight"]);
+        h["shared.weight"]["data_offsets"] = serde_json::json!([s + (1 << 30), e + (1 << 30)]);
+    });
+    generate_fails(&dir, "5,1", "truncated: tensor `shared.weight` needs bytes");
+}
+
+#[test]
+fn safetensors_offsets_do_not_match_shape() {
+    let (_t, dir) = model_dir();
+    edit_header(&dir, |h| {
+        h["shared.weight"]["shape"] = serde_json::json!([64, 9]);
+    });
+    generate_fails(&dir, "5,1", "tensor `shared.weight` has offsets");
+}
+
+#[test]
+fn safetensors_int8_weight() {
+    let (_t, dir) = model_dir();
+    edit_header(&dir, |h| {
+        let t = &mut h["encoder.final_layer_norm.weight"];
+        let (s, _) = offsets(t);
+        t["dtype"] = "I8".into();
+        t["data_offsets"] = serde_json::json!([s, s + 8]); // the shape stays [8]
+    });
+    generate_fails(&dir, "5,1", "tensor `encoder.final_layer_norm.weight` has dtype int8; weights must be f32");
+}
+
+#[test]
+fn safetensors_unknown_dtype() {
+    let (_t, dir) = model_dir();
+    edit_header(&dir, |h| {
+        h["shared.weight"]["dtype"] = "Q4_K".into();
+    });
+    generate_fails(&dir, "5,1", "tensor `shared.weight` has unknown dtype \"Q4_K\"");
+}
+
+#[test]
+fn extra_tensor_is_a_warning() {
+    let (_t, dir) = model_dir();
+    // Append an extra tensor at the end of the data.
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data_len = (bytes.len() - 8 - n) as u64;
+    edit_header(&dir, |h| {
+        h.insert(
+            "encoder.block.0.layer.0.SelfAttention.extra_gate.weight".into(),
+            serde_json::json!({"dtype": "F32", "shape": [2], "data_offsets": [data_len, data_len + 8]}),
+        );
+    });
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.extend_from_slice(&[0u8; 8]);
+    std::fs::write(&p, bytes).unwrap();
+    let (code, out, err) =
+        t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--max-new-tokens", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("token_ids"), "{out}");
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    assert!(err.contains("warning: ") && err.contains("1 tensor(s) in the weights are not used"), "{err}");
+    assert!(err.contains("extra_gate.weight"), "{err}");
+}
+
+#[test]
+fn sharded_index_not_json() {
+    let (_t, dir) = model_dir();
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors.index.json"), "{").unwrap();
+    generate_fails(&dir, "5,1", "model.safetensors.index.json: `weight_map`: not valid JSON");
+}
+
+#[test]
+fn sharded_index_missing_shard() {
+    let (_t, dir) = model_dir();
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let index = r#"{"weight_map": {"shared.weight": "model-00001-of-00002.safetensors"}}"#;
+    std::fs::write(dir.join("model.safetensors.index.json"), index).unwrap();
+    generate_fails(&dir, "5,1", "model-00001-of-00002.safetensors: No such file");
+}
+
+#[test]
+fn sharded_index_escapes_the_directory() {
+    let (_t, dir) = model_dir();
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let index = r#"{"weight_map": {"shared.weight": "../../etc/passwd"}}"#;
+    std::fs::write(dir.join("model.safetensors.index.json"), index).unwrap();
+    generate_fails(&dir, "5,1", "which is not a file in the model directory");
+}
+
+// ---- Tokenizer -------------------------------------------------------------------------------
+
+fn text_fails(dir: &Path, needle: &str) {
+    let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "Hello"]);
+    assert_fails(code, &err, needle);
+    let (code, _, err) = t0(&["tokenize", "--model", dir.to_str().unwrap(), "Hello"]);
+    assert_fails(code, &err, needle);
+}
+
+#[test]
+fn spiece_truncated() {
+    let (_t, dir) = model_dir();
+    let bytes = std::fs::read(fixture("t5-tokenizer/spiece.model")).unwrap();
+    std::fs::write(dir.join("spiece.model"), &bytes[..bytes.len() / 2]).unwrap();
+    text_fails(&dir, "spiece.model: malformed protobuf at byte");
+}
+
+#[test]
+fn spiece_garbage() {
+    let (_t, dir) = model_dir();
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.join("spiece.model"), garbage).unwrap();
+    text_fails(&dir, "spiece.model: malformed protobuf");
+}
+
+#[test]
+fn spiece_empty() {
+    let (_t, dir) = model_dir();
+    std::fs::write(dir.join("spiece.model"), b"").unwrap();
+    text_fails(&dir, "spiece.model: field `pieces` = []: the model has no pieces");
+}
+
+#[test]
+fn tokenizer_config_not_json() {
+    let (_t, dir) = model_dir();
+    std::fs::copy(fixture("t5-tokenizer/spiece.model"), dir.join("spiece.model")).unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), "{\"extra_ids\": ").unwrap();
+    text_fails(&dir, "tokenizer_config.json: invalid JSON");
+}
+
+#[test]
+fn text_prompt_without_tokenizer() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "Hello"]);
+    assert_fails(code, &err, "no spiece.model or tokenizer.json");
+}
+
+#[test]
+fn empty_prompt_is_eos() {
+    let m = fixture("models/t0-tiny");
+    let (code, out, err) = t0(&["generate", "--model", m.to_str().unwrap(), "", "--max-new-tokens", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("token_ids"), "{out}");
+    let (code, out, err) = t0(&["tokenize", "--model", m.to_str().unwrap(), "", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), r#"{"ids":[1],"tokens":["</s>"]}"#);
+    let (code, out, err) = t0(&["score", "--model", m.to_str().unwrap(), "", "--choice", "yes", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"best\":0"), "{out}");
+}
+
+// ---- Inputs and options ----------------------------------------------------------------------
+
+#[test]
+fn input_longer_than_limit() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) =
+        t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,6,7,8,1", "--max-input-tokens", "4"]);
+    assert_fails(code, &err, "input 0 has 5 tokens, more than the limit of 4");
+    // The default limit.
+    let long = vec!["5"; t0_model::DEFAULT_MAX_INPUT_TOKENS + 1].join(",");
+    let (code, _, err) =
+        t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--input-ids", &long]);
+    assert_fails(code, &err, &format!("input 1 has 4097 tokens, more than the limit of {}", 4096));
+    let (code, _, err) = t0(&["score", "--model", dir.to_str().unwrap(), "--input-ids", &long, "--choice-ids", "5,1"]);
+    assert_fails(code, &err, "more than the limit of 4096");
+}
+
+#[test]
+fn zero_input_limit_is_a_usage_error() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) =
+        t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--max-input-tokens", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-input-tokens") && err.contains("must be at least 1"), "{err}");
+}
+
+#[test]
+fn absurd_beam_width() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) =
+        t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--num-beams", "100000"]);
+    assert_fails(code, &err, "num-beams must be at most 1024, found 100000");
+}
+
+#[test]
+fn score_without_choices() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) = t0(&["score", "--model", dir.to_str().unwrap(), "--input-ids", "5,1"]);
+    assert_fails(code, &err, "no answer choices");
+    let (code, _, err) = t0(&["score", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--choice-ids", ""]);
+    assert_fails(code, &err, "answer choice 0 has no tokens");
+    let args = ["score", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--choice-ids", "5,1", "--json"];
+    let (code, out, err) = t0(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"best\":0"), "{out}");
+}
+
+/// One bad line of a JSONL file: an error object naming the line, every other line answered.
+#[test]
+fn jsonl_invalid_utf8_line() {
+    let m = fixture("models/t0-tiny");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("in.jsonl");
+    let mut text = b"{\"prompt\": \"Is this good?\", \"max_new_tokens\": 2}\n{\"prompt\": \"bad \xff\xfe\"}\n".to_vec();
+    text.extend_from_slice(b"{\"prompt\": \"Is this bad?\", \"max_new_tokens\": 2}\n{\"prompt\": 7}\n");
+    text.extend_from_slice(b"{\"prompt\": \"x\", \"num_beams\": \"many\"}\n");
+    std::fs::write(&p, text).unwrap();
+    let (code, out, err) = t0(&["generate", "--model", m.to_str().unwrap(), "--input", p.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[0]["token_ids"].is_array() && lines[2]["token_ids"].is_array(), "{out}");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("not valid UTF-8"), "{out}");
+    assert_eq!(lines[3]["line"], 4);
+    assert_eq!(lines[4]["line"], 5);
+    assert!(err.contains("line 2: not valid UTF-8"), "{err}");
+    assert!(err.contains("error: 3 line(s) of"), "{err}");
+}
+
+#[test]
+fn jsonl_line_too_long() {
+    let m = fixture("models/t0-tiny");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("in.jsonl");
+    let long = "word ".repeat(50);
+    std::fs::write(&p, format!("{{\"prompt\": \"short\"}}\n{{\"prompt\": \"{long}\"}}\n")).unwrap();
+    let args = ["generate", "--model", m.to_str().unwrap(), "--input", p.to_str().unwrap(), "--max-input-tokens", "20"];
+    let (code, out, err) = t0(&args);
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines[0]["token_ids"].is_array(), "{out}");
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("the prompt has 51 tokens, more than the limit of 20"),
+        "{out}"
+    );
+}
+
+#[test]
+fn jsonl_input_missing_or_a_directory() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "--input", "/nonexistent/in.jsonl"]);
+    assert_fails(code, &err, "/nonexistent/in.jsonl");
+    let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "--input", dir.to_str().unwrap()]);
+    assert_fails(code, &err, "Is a directory");
+}
+
+// ---- Kernels ---------------------------------------------------------------------------------
+
+#[test]
+fn kernels_this_cpu_cannot_run() {
+    let (_t, dir) = model_dir();
+    let here: Vec<&str> = t0_kernels::available().iter().map(|k| k.name()).collect();
+    let missing = ["avx512", "avx2", "neon"].into_iter().find(|k| !here.contains(k)).unwrap();
+    let args = ["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1"];
+    let (code, _, err) = t0_env(&args, &[("T0_KERNELS", missing)]);
+    assert_fails(code, &err, &format!("T0_KERNELS={missing}: this CPU cannot run the {missing} kernels"));
+    let (code, _, err) = t0_env(&args, &[("T0_KERNELS", "cuda")]);
+    assert_fails(code, &err, "T0_KERNELS=\"cuda\" is not a kernel set");
+    let (code, _, err) = t0_env(&args, &[("T0_KERNELS", "scalar")]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bench_unknown_dtype() {
+    let (_t, dir) = model_dir();
+    let (code, _, err) = t0(&["bench", "--model", dir.to_str().unwrap(), "--dtype", "f16"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`f16` is not a weight dtype (expected f32, bf16 or int8)"), "{err}");
+}
+
+// ---- Memory ----------------------------------------------------------------------------------
+
+/// A config whose weights would take about 10 TB, with a tiny weights file: the estimate runs
+/// from config.json before any weight is read.
+const HUGE: &str = r#"{"vocab_size": 32128, "d_model": 16384, "d_kv": 128, "d_ff": 65536, "num_layers": 256,
+  "num_heads": 128, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false, "model_type": "t5"}"#;
+
+#[test]
+fn not_enough_memory_for_converted_weights() {
+    let (_t, dir) = model_dir();
+    std::fs::write(dir.join("config.json"), HUGE).unwrap();
+    let args = ["bench", "--model", dir.to_str().unwrap(), "--dtype", "f32"];
+    let (code, _, err) = t0(&args);
+    assert_fails(code, &err, "not enough memory to load the model: the weights converted to f32 need about");
+    assert!(err.contains("MemAvailable") && err.contains("--no-memory-check"), "{err}");
+    // The override: loading goes on (and fails on the weights, which do not match).
+    let (code, _, err) = t0(&[&args[..], &["--no-memory-check"]].concat());
+    assert_fails(code, &err, "has shape");
+}
+
+#[test]
+fn not_enough_memory_for_mapped_weights() {
+    let (_t, dir) = model_dir();
+    // A sparse 1 TB weights file: as stored, the weights are mapped and must fit in MemTotal.
+    let f = std::fs::OpenOptions::new().write(true).open(dir.join("model.safetensors")).unwrap();
+    if f.set_len(1 << 40).is_err() {
+        eprintln!("skipped: this file system cannot hold a sparse 1 TB file");
+        return;
+    }
+    drop(f);
+    let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1"]);
+    assert_fails(code, &err, "the weights as stored need about 1100 GB of memory");
+    assert!(err.contains("MemTotal"), "{err}");
+    // The override: the file is the model followed by a sparse tail of zeros, which loads.
+    let (code, _, err) = t0(&["generate", "--model", dir.to_str().unwrap(), "--input-ids", "5,1", "--no-memory-check"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+// ---- Output ----------------------------------------------------------------------------------
+
+#[test]
+fn random_init_into_proc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let (code, _, err) = t0(&["random-init", "--config", cfg.to_str().unwrap(), "--out", "/proc/t0-model"]);
+    assert_fails(code, &err, "/proc/t0-model");
+    assert!(!Path::new("/proc/t0-model").exists());
+}
+
+#[test]
+fn random_init_larger_than_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(&cfg, HUGE).unwrap();
+    let out = tmp.path().join("m");
+    let (code, _, err) = t0(&["random-init", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_fails(code, &err, "GB but the disk has only");
+    assert!(!out.exists());
+}
+
+/// The disk fills up in the middle of the weights (a file size limit stands in for it): an
+/// error, and neither the temporary file nor the directory is left behind.
+#[cfg(unix)]
+#[test]
+fn random_init_disk_full_mid_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let out = tmp.path().join("m");
+    // `ulimit -f 4`: files may not grow past 2 kB; SIGXFSZ ignored so the write fails with EFBIG.
+    let script = format!(
+        "ulimit -f 4; trap '' XFSZ; exec '{}' random-init --config '{}' --out '{}'",
+        env!("CARGO_BIN_EXE_t0"),
+        cfg.display(),
+        out.display()
+    );
+    let o = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_fails(o.status.code().unwrap_or(-1), &err, "model.safetensors");
+    assert!(!out.exists(), "left behind: {:?}", std::fs::read_dir(&out).map(|d| d.count()));
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("config.json")]);
+}
+
+#[test]
+fn random_init_unsupported_dtype() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let out = tmp.path().join("m");
+    let args = ["random-init", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dtype", "int8"];
+    let (code, _, err) = t0(&args);
+    assert_fails(code, &err, "random-init writes f32 or bf16, not int8");
+    assert!(!out.exists());
+}
+
+/// `t0 … | head -1`: the reader closes the pipe early; t0 ends quietly (SIGPIPE), no panic.
+#[cfg(unix)]
+#[test]
+fn stdout_closed_early() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let m = fixture("models/t0-tiny");
+    let text = "word ".repeat(20000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_t0"))
+        .args(["tokenize", "--model", m.to_str().unwrap(), &text])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the pipe is dropped
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.success() || status.signal() == Some(libc_sigpipe()), "{status:?}: {err}");
+}
+
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13 // SIGPIPE on Linux and macOS
 }

@@ -1,6 +1,6 @@
 //! Activations of the T5 feed-forward block, plain and gated.
 
-use crate::simd::{map_in_place, math, zip_in_place, F32Vec};
+use crate::simd::{math, simd_map, simd_zip, F32Vec};
 
 /// `gelu_new` (the tanh approximation HF's `NewGELUActivation` uses).
 #[inline]
@@ -59,19 +59,6 @@ pub fn gated_activation_reference(act: Activation, gate: &mut [f32], up: &[f32])
     }
 }
 
-/// The vectorised form of `act`.
-///
-/// # Safety
-/// `V`'s instruction set must be available.
-#[inline(always)]
-unsafe fn apply_simd<V: F32Vec>(act: Activation, x: V) -> V {
-    match act {
-        Activation::Relu => math::relu(x),
-        Activation::GeluNew => math::gelu_new(x),
-        Activation::Silu => math::silu(x),
-    }
-}
-
 /// Vectorised `x = act(x)`; tests hold it to 1e-5 relative + 1e-6 absolute of the reference
 /// (`gelu_new` uses a vectorised tanh accurate to a few ulp).
 ///
@@ -80,9 +67,9 @@ unsafe fn apply_simd<V: F32Vec>(act: Activation, x: V) -> V {
 #[inline(always)]
 pub(crate) unsafe fn activation_simd<V: F32Vec>(act: Activation, x: &mut [f32]) {
     match act {
-        Activation::Relu => map_in_place::<V>(x, 0.0, |v| math::relu(v)),
-        Activation::GeluNew => map_in_place::<V>(x, 0.0, |v| math::gelu_new(v)),
-        Activation::Silu => map_in_place::<V>(x, 0.0, |v| math::silu(v)),
+        Activation::Relu => simd_map!(V, x, 0.0, |v| math::relu(v)),
+        Activation::GeluNew => simd_map!(V, x, 0.0, |v| math::gelu_new(v)),
+        Activation::Silu => simd_map!(V, x, 0.0, |v| math::silu(v)),
     }
 }
 
@@ -94,8 +81,8 @@ pub(crate) unsafe fn activation_simd<V: F32Vec>(act: Activation, x: &mut [f32]) 
 pub(crate) unsafe fn gated_activation_simd<V: F32Vec>(act: Activation, gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "gated activation: gate and up differ in length");
     match act {
-        Activation::Relu => zip_in_place::<V>(gate, up, |g, u| apply_simd(Activation::Relu, g).mul(u)),
-        Activation::GeluNew => zip_in_place::<V>(gate, up, |g, u| apply_simd(Activation::GeluNew, g).mul(u)),
-        Activation::Silu => zip_in_place::<V>(gate, up, |g, u| apply_simd(Activation::Silu, g).mul(u)),
+        Activation::Relu => simd_zip!(V, gate, up, |g, u| math::relu(g).mul(u)),
+        Activation::GeluNew => simd_zip!(V, gate, up, |g, u| math::gelu_new(g).mul(u)),
+        Activation::Silu => simd_zip!(V, gate, up, |g, u| math::silu(g).mul(u)),
     }
 }

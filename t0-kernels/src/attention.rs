@@ -263,13 +263,12 @@ unsafe fn scores_from_transposed<V: F32Vec>(q: &[f32], kt: &[f32], ld: usize, sc
 /// `V`'s instruction set must be available; `a.check(out)` passed for the `out` that `optr`
 /// points into, and no other thread writes head `h` of `out` meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn attention_head_simd<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, optr: *mut f32) {
+pub(crate) unsafe fn attention_head_simd<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, optr: *mut f32, buf: &mut [f32]) {
     let d = a.d_kv;
     let inner = a.heads * d;
     let kv = a.kv_len;
-    let transpose = a.q_len >= TRANSPOSE_MIN_QUERIES && kv > 0;
-    let kt_len = if transpose { d * kv } else { 0 };
-    crate::scratch::with_f32_scratch(kv + kt_len, |buf| {
+    let transpose = transposes_keys(a);
+    {
         let (scores, kt) = buf.split_at_mut(kv);
         if transpose {
             for j in 0..kv {
@@ -291,13 +290,16 @@ pub(crate) unsafe fn attention_head_simd<V: F32Vec>(a: &AttentionArgs<'_>, h: us
                 }
             }
             if let Some(b) = &a.bias {
+                // An invariant of the bias layout the model builds (like the shape asserts of
+                // `AttentionArgs::check`): a panic here is a bug in the caller, not bad input.
+                #[allow(clippy::expect_used)]
                 let start = (h * b.head_stride + b.offset)
                     .checked_sub(a.q_pos0 + i)
                     .expect("attention: bias offset smaller than the query position");
-                crate::simd::zip_in_place::<V>(s, &b.values[start..start + n], |x, y| x.add(y));
+                crate::simd::simd_zip!(V, s, &b.values[start..start + n], |x, y| x.add(y));
             }
             if let Some(m) = a.mask {
-                crate::simd::zip_in_place::<V>(s, &m[..n], |x, y| x.add(y));
+                crate::simd::simd_zip!(V, s, &m[..n], |x, y| x.add(y));
             }
             crate::softmax::softmax_simd::<V>(s);
             // SAFETY: row `i`, head `h` of `out` is `[i*inner + h*d, +d)`, inside `out`
@@ -309,13 +311,30 @@ pub(crate) unsafe fn attention_head_simd<V: F32Vec>(a: &AttentionArgs<'_>, h: us
                 weighted_sum::<V>(s, &a.v[h * a.kv_head_stride..], a.kv_row_stride, o);
             }
         }
-    })
+    }
+}
+
+/// Whether a head's keys are transposed first (see [`TRANSPOSE_MIN_QUERIES`]).
+fn transposes_keys(a: &AttentionArgs<'_>) -> bool {
+    a.q_len >= TRANSPOSE_MIN_QUERIES && a.kv_len > 0
 }
 
 /// One head of attention, compiled for one instruction set (see [`attention_head_simd`]).
-pub(crate) type AttentionHeadFn = unsafe fn(&AttentionArgs<'_>, usize, *mut f32);
+/// Arguments: the operands, the head, the output's base pointer, scratch of
+/// [`head_scratch_len`] f32s.
+pub(crate) type AttentionHeadFn = unsafe fn(&AttentionArgs<'_>, usize, *mut f32, &mut [f32]);
 
-/// Runs `head` for every head of `a`, in parallel over heads.
+/// Scratch one head needs: its scores, plus its transposed keys when [`transposes_keys`].
+fn head_scratch_len(a: &AttentionArgs<'_>) -> usize {
+    a.kv_len + if transposes_keys(a) { a.d_kv * a.kv_len } else { 0 }
+}
+
+/// Multiply-adds (`heads · q_len · kv_len · d_kv`) below which the heads run on the calling
+/// thread: a decode step's attention (one query over a few dozen keys) takes microseconds, less
+/// than handing heads to the pool costs.
+const PAR_MIN_MACS: usize = 1 << 14;
+
+/// Runs `head` for every head of `a`, in parallel over heads when the work is large enough.
 ///
 /// # Safety
 /// `head` must be callable on this CPU (its instruction set is available).
@@ -329,10 +348,10 @@ pub(crate) unsafe fn attention_by_heads(a: &AttentionArgs<'_>, out: &mut [f32], 
         let p = optr;
         // SAFETY: `a.check(out)` passed; each head index is visited by exactly one task, and
         // heads write disjoint parts of `out`; `head` is callable per this function's contract.
-        unsafe { head(a, h, p.0) }
+        crate::scratch::with_f32_scratch(head_scratch_len(a), |buf| unsafe { head(a, h, p.0, buf) })
     };
-    if a.heads == 1 {
-        run(0);
+    if a.heads == 1 || a.heads * a.q_len * a.kv_len * a.d_kv < PAR_MIN_MACS {
+        (0..a.heads).for_each(run);
     } else {
         (0..a.heads).into_par_iter().for_each(run);
     }

@@ -135,8 +135,8 @@ macro_rules! simd_kernels {
             crate::elementwise::scale_simd::<$V>(x, s)
         }
         #[target_feature(enable = $features)]
-        unsafe fn attention_head_tf(a: &crate::attention::AttentionArgs<'_>, h: usize, out: *mut f32) {
-            crate::attention::attention_head_simd::<$V>(a, h, out)
+        unsafe fn attention_head_tf(a: &crate::attention::AttentionArgs<'_>, h: usize, out: *mut f32, buf: &mut [f32]) {
+            crate::attention::attention_head_simd::<$V>(a, h, out, buf)
         }
 
         // SAFETY (every `unsafe` block below): a `$name` exists only if `new` detected the
@@ -149,7 +149,10 @@ macro_rules! simd_kernels {
                 crate::matmul::matmul_with(self.isa, x, m, w, out)
             }
             fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-                unsafe { rms_norm_tf(x, weight, eps, out) }
+                let d = weight.len().max(1);
+                assert_eq!(x.len(), out.len(), "rms_norm: x and out differ in length");
+                let rows = crate::backend::PAR_MIN_ELEMS.div_ceil(d);
+                crate::backend::par_rows(x, out, rows * d, |x, out| unsafe { rms_norm_tf(x, weight, eps, out) })
             }
             fn softmax(&self, row: &mut [f32]) {
                 unsafe { softmax_tf(row) }
@@ -158,22 +161,59 @@ macro_rules! simd_kernels {
                 unsafe { log_softmax_tf(row) }
             }
             fn activation(&self, act: crate::activation::Activation, x: &mut [f32]) {
-                unsafe { activation_tf(act, x) }
+                crate::backend::par_chunks(x, |x| unsafe { activation_tf(act, x) })
             }
             fn gated_activation(&self, act: crate::activation::Activation, gate: &mut [f32], up: &[f32]) {
-                unsafe { gated_activation_tf(act, gate, up) }
+                assert_eq!(gate.len(), up.len(), "gated activation: gate and up differ in length");
+                crate::backend::par_zip(gate, up, |g, u| unsafe { gated_activation_tf(act, g, u) })
             }
             fn add_assign(&self, acc: &mut [f32], x: &[f32]) {
-                unsafe { add_assign_tf(acc, x) }
+                assert_eq!(acc.len(), x.len(), "add_assign: length mismatch");
+                crate::backend::par_zip(acc, x, |a, b| unsafe { add_assign_tf(a, b) })
             }
             fn scale(&self, x: &mut [f32], s: f32) {
-                unsafe { scale_tf(x, s) }
+                crate::backend::par_chunks(x, |x| unsafe { scale_tf(x, s) })
             }
             fn attention(&self, args: &crate::attention::AttentionArgs<'_>, out: &mut [f32]) {
                 unsafe { crate::attention::attention_by_heads(args, out, attention_head_tf) }
             }
         }
     };
+}
+
+/// Element-wise work below this many elements runs on the calling thread (a hand-off to the
+/// pool costs more than it saves); above it, in chunks of this size across the pool.
+pub(crate) const PAR_MIN_ELEMS: usize = 1 << 15;
+
+/// Runs `f` over `xs` in chunks of [`PAR_MIN_ELEMS`], in parallel when there are several.
+pub(crate) fn par_chunks(xs: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    if xs.len() <= PAR_MIN_ELEMS {
+        f(xs)
+    } else {
+        xs.par_chunks_mut(PAR_MIN_ELEMS).for_each(f)
+    }
+}
+
+/// Runs `f` over matching chunks of `a` and `b` (same length), in parallel when large.
+pub(crate) fn par_zip(a: &mut [f32], b: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    if a.len() <= PAR_MIN_ELEMS {
+        f(a, b)
+    } else {
+        a.par_chunks_mut(PAR_MIN_ELEMS).zip(b.par_chunks(PAR_MIN_ELEMS)).for_each(|(a, b)| f(a, b))
+    }
+}
+
+/// Runs `f(x_chunk, out_chunk)` over chunks of `chunk` elements (whole rows), in parallel when
+/// there are several.
+pub(crate) fn par_rows(x: &[f32], out: &mut [f32], chunk: usize, f: impl Fn(&[f32], &mut [f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    if x.len() <= chunk {
+        f(x, out)
+    } else {
+        x.par_chunks(chunk).zip(out.par_chunks_mut(chunk)).for_each(|(x, o)| f(x, o))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,6 @@
 //! Element-wise arithmetic on rows: the residual add and scaling.
 
-use crate::simd::{map_in_place, zip_in_place, F32Vec};
+use crate::simd::{simd_map, simd_zip, F32Vec};
 
 /// Reference `acc += x` (the residual connection).
 pub fn add_assign_reference(acc: &mut [f32], x: &[f32]) {
@@ -24,7 +24,7 @@ pub fn scale_reference(x: &mut [f32], s: f32) {
 #[inline(always)]
 pub(crate) unsafe fn add_assign_simd<V: F32Vec>(acc: &mut [f32], x: &[f32]) {
     assert_eq!(acc.len(), x.len(), "add_assign: length mismatch");
-    zip_in_place::<V>(acc, x, |a, b| a.add(b));
+    simd_zip!(V, acc, x, |a, b| a.add(b));
 }
 
 /// Vectorised `x *= s` (bit-identical to the reference).
@@ -34,5 +34,5 @@ pub(crate) unsafe fn add_assign_simd<V: F32Vec>(acc: &mut [f32], x: &[f32]) {
 #[inline(always)]
 pub(crate) unsafe fn scale_simd<V: F32Vec>(x: &mut [f32], s: f32) {
     let sv = V::splat(s);
-    map_in_place::<V>(x, 0.0, |v| v.mul(sv));
+    simd_map!(V, x, 0.0, |v| v.mul(sv));
 }

@@ -1,3 +1,4 @@
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 //! Raw-slice kernels for T5 inference.
 //!
 //! Every op has a *scalar reference* (plain Rust, the specification of what the op computes)
@@ -28,12 +29,15 @@
 //! assert_eq!(y, [1.0, 2.0, 3.0]);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod attention;
 pub mod backend;
 pub mod cpu;
 pub mod elementwise;
 pub mod embedding;
+mod linebuf;
 pub mod matmul;
 pub mod position_bias;
 pub mod quant;

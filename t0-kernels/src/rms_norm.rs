@@ -1,6 +1,6 @@
 //! T5's RMS norm (`T5LayerNorm`): `y = w · x / sqrt(mean(x²) + eps)`; no mean, no bias.
 
-use crate::simd::{fold, F32Vec};
+use crate::simd::{simd_fold, F32Vec};
 
 /// Reference RMS norm over each row of `x` (row length `weight.len()`), written to `out`.
 pub fn rms_norm_reference(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -30,7 +30,7 @@ pub(crate) unsafe fn rms_norm_simd<V: F32Vec>(x: &[f32], weight: &[f32], eps: f3
         return;
     }
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let ss = fold::<V>(xr, 0.0, 0.0, |v| v.mul(v), |a, b| a.add(b)).reduce_add();
+        let ss = simd_fold!(V, xr, 0.0, 0.0, |v| v.mul(v), |a, b| a.add(b)).reduce_add();
         let inv = V::splat(1.0 / (ss / d as f32 + eps).sqrt());
         let (px, pw, po) = (xr.as_ptr(), weight.as_ptr(), or.as_mut_ptr());
         let mut i = 0;

@@ -71,9 +71,9 @@ mod x86 {
     }
 }
 
-/// The f32 FMA peak of this machine in GFLOP/s (all rayon threads, widest vectors available),
-/// best of `reps` runs.
-pub fn fma_peak_gflops(reps: usize) -> f64 {
+/// One block of FMAs on every rayon thread (widest vectors available); returns the flops done
+/// and a value to keep the work alive.
+pub fn fma_pass() -> (f64, f32) {
     let threads = rayon::current_num_threads();
     let run = |_: usize| -> (f64, f32) {
         #[cfg(target_arch = "x86_64")]
@@ -96,11 +96,16 @@ pub fn fma_peak_gflops(reps: usize) -> f64 {
         }
         (2.0 * 8.0 * FMA_ITERS as f64, acc.iter().sum())
     };
+    (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// The f32 FMA peak of this machine in GFLOP/s (all rayon threads, widest vectors available),
+/// best of `reps` runs.
+pub fn fma_peak_gflops(reps: usize) -> f64 {
     (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
-            let (flops, sink): (f64, f32) =
-                (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let (flops, sink) = fma_pass();
             std::hint::black_box(sink);
             flops / t.elapsed().as_secs_f64() / 1e9
         })
@@ -126,16 +131,38 @@ fn sum(xs: &[f32]) -> f32 {
     acc.iter().sum()
 }
 
-/// DRAM read bandwidth in GB/s (10⁹ bytes per second): all rayon threads summing disjoint
-/// halves of `buf` (make it several times the last-level cache), best of `reps` passes.
-pub fn read_bandwidth_gbs(buf: &[f32], reps: usize) -> f64 {
+/// One read pass over `buf`: every rayon thread sums a contiguous share, `streams` interleaved
+/// sub-streams at a time (chunks of 16 KiB round-robin), like a GEMV reading several weight
+/// rows at once. Returns the sum (to keep the reads alive).
+pub fn read_pass(buf: &[f32], streams: usize) -> f32 {
     let threads = rayon::current_num_threads();
-    let chunk = (buf.len() / threads / 64).max(1) * 64;
+    let share = (buf.len() / threads / 64).max(1) * 64;
+    buf.par_chunks(share)
+        .map(|mine| {
+            if streams <= 1 {
+                return sum(mine);
+            }
+            // `streams` equal parts of `mine`, visited 16 KiB at a time in turn.
+            const STEP: usize = 4096;
+            let part = mine.len() / streams / STEP * STEP;
+            let mut s = 0.0;
+            for off in (0..part).step_by(STEP) {
+                for p in 0..streams {
+                    s += sum(&mine[p * part + off..p * part + off + STEP]);
+                }
+            }
+            s + sum(&mine[streams * part..])
+        })
+        .sum()
+}
+
+/// DRAM read bandwidth in GB/s (10⁹ bytes per second): [`read_pass`] with one stream per
+/// thread over `buf` (make it several times the last-level cache), best of `reps` passes.
+pub fn read_bandwidth_gbs(buf: &[f32], reps: usize) -> f64 {
     (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
-            let s: f32 = buf.par_chunks(chunk).map(sum).sum();
-            std::hint::black_box(s);
+            std::hint::black_box(read_pass(buf, 1));
             (buf.len() * 4) as f64 / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)

@@ -1,6 +1,6 @@
 //! Numerically safe softmax and log-softmax over one row.
 
-use crate::simd::{fold, map_in_place, math, F32Vec};
+use crate::simd::{math, simd_fold, simd_map, F32Vec};
 
 /// Reference softmax in place: subtract the max, exponentiate, normalise.
 /// A row that is entirely `f32::MIN` (fully masked) becomes uniform, as in PyTorch.
@@ -39,7 +39,7 @@ pub fn log_softmax_reference(row: &mut [f32]) {
 /// `V`'s instruction set must be available.
 #[inline(always)]
 unsafe fn row_max<V: F32Vec>(row: &[f32]) -> f32 {
-    fold::<V>(row, f32::NEG_INFINITY, f32::NEG_INFINITY, |x| x, |a, b| a.max(b)).reduce_max()
+    simd_fold!(V, row, f32::NEG_INFINITY, f32::NEG_INFINITY, |x| x, |a, b| a.max(b)).reduce_max()
 }
 
 /// `row[i] = exp(row[i] - max)`; returns the sum of the new values.
@@ -91,7 +91,7 @@ pub(crate) unsafe fn softmax_simd<V: F32Vec>(row: &mut [f32]) {
     let max = row_max::<V>(row);
     let sum = exp_shifted_sum::<V>(row, max, true);
     let inv = V::splat(1.0 / sum);
-    map_in_place::<V>(row, 0.0, |x| x.mul(inv));
+    simd_map!(V, row, 0.0, |x| x.mul(inv));
 }
 
 /// Vectorised log-softmax; same contract as [`log_softmax_reference`].
@@ -106,5 +106,5 @@ pub(crate) unsafe fn log_softmax_simd<V: F32Vec>(row: &mut [f32]) {
     let max = row_max::<V>(row);
     let sum = exp_shifted_sum::<V>(row, max, false);
     let lse = V::splat(max + sum.ln());
-    map_in_place::<V>(row, 0.0, |x| x.sub(lse));
+    simd_map!(V, row, 0.0, |x| x.sub(lse));
 }

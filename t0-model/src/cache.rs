@@ -38,9 +38,13 @@ pub(crate) struct SelfKv {
 
 /// The running state of a batch of decoder rows: which encoded input each row attends to,
 /// how many tokens each row has consumed, and the self-attention caches.
+///
+/// Rows may attend to different cross caches (inputs encoded at different times, of different
+/// lengths) and sit at different positions: [`DecoderState::append`] joins the rows of another
+/// state, which is how a server admits new requests into a running batch between decode steps.
 #[derive(Clone, Debug)]
 pub struct DecoderState {
-    pub(crate) cross: Arc<CrossCache>,
+    pub(crate) cross_of_row: Vec<Arc<CrossCache>>,
     pub(crate) source_of_row: Vec<usize>,
     pub(crate) lens: Vec<usize>,
     pub(crate) layers: Vec<SelfKv>,
@@ -59,7 +63,7 @@ impl DecoderState {
     ) -> Self {
         let rows = source_of_row.len();
         Self {
-            cross,
+            cross_of_row: vec![cross; rows],
             source_of_row,
             lens: vec![0; rows],
             layers: vec![SelfKv::default(); layers],
@@ -79,14 +83,50 @@ impl DecoderState {
         &self.lens
     }
 
-    /// The encoded input each row attends to.
+    /// The encoded input each row attends to, as an index into its cross cache.
     pub fn sources(&self) -> &[usize] {
         &self.source_of_row
     }
 
-    /// The shared cross-attention cache.
-    pub fn cross(&self) -> &Arc<CrossCache> {
-        &self.cross
+    /// The cross-attention cache row `r` attends to (`None` if there is no row `r`).
+    pub fn cross_of(&self, r: usize) -> Option<&Arc<CrossCache>> {
+        self.cross_of_row.get(r)
+    }
+
+    /// Append the rows of `other` after this state's rows (in order), keeping every row's
+    /// position, source and cache. Both states must come from the same model.
+    pub fn append(&mut self, other: DecoderState) -> crate::Result<()> {
+        if (other.layers.len(), other.heads, other.d_kv) != (self.layers.len(), self.heads, self.d_kv) {
+            return Err(crate::ModelError::InvalidArgument(format!(
+                "append: states of different models ({} layers × {} heads × {} vs {} × {} × {})",
+                other.layers.len(),
+                other.heads,
+                other.d_kv,
+                self.layers.len(),
+                self.heads,
+                self.d_kv
+            )));
+        }
+        let cap = self.capacity.max(other.capacity);
+        let d = self.d_kv;
+        let (ra, rb) = (self.rows() * self.heads, other.rows() * other.heads);
+        for (mine, theirs) in self.layers.iter_mut().zip(&other.layers) {
+            for (buf, add) in [(&mut mine.k, &theirs.k), (&mut mine.v, &theirs.v)] {
+                let mut joined = vec![0.0f32; (ra + rb) * cap * d];
+                for (src, n, old_cap, at) in [(&*buf, ra, self.capacity, 0), (add, rb, other.capacity, ra)] {
+                    for rh in 0..n {
+                        let (o, w) = ((at + rh) * cap * d, old_cap * d);
+                        joined[o..o + w].copy_from_slice(&src[rh * w..(rh + 1) * w]);
+                    }
+                }
+                *buf = joined;
+            }
+        }
+        self.capacity = cap;
+        self.cross_of_row.extend(other.cross_of_row);
+        self.source_of_row.extend(other.source_of_row);
+        self.lens.extend(other.lens);
+        Ok(())
     }
 
     /// Make room for `need` positions per row (grows geometrically, keeps the contents).
@@ -130,6 +170,7 @@ impl DecoderState {
                 *buf = out;
             }
         }
+        self.cross_of_row = keep.iter().map(|&r| self.cross_of_row[r].clone()).collect();
         self.source_of_row = keep.iter().map(|&r| self.source_of_row[r]).collect();
         self.lens = keep.iter().map(|&r| self.lens[r]).collect();
         Ok(())

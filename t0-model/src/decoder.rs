@@ -3,7 +3,7 @@
 
 use t0_kernels::{AttentionArgs, Kernels};
 
-use crate::attention::Attention;
+use crate::attention::{Attention, SelfAttention};
 use crate::cache::DecoderState;
 use crate::feed_forward::FeedForward;
 use crate::linear::Linear;
@@ -13,7 +13,7 @@ use crate::position_bias::RelativeBias;
 #[derive(Clone, Debug)]
 pub struct DecoderLayer {
     pub(crate) self_norm: Vec<f32>,
-    pub(crate) self_attn: Attention,
+    pub(crate) self_attn: SelfAttention,
     pub(crate) cross_norm: Vec<f32>,
     pub(crate) cross_attn: Attention,
     pub(crate) ff_norm: Vec<f32>,
@@ -56,25 +56,21 @@ impl Decoder {
         let mut h = vec![0.0f32; m * d];
         k.embedding(&embed.view(), tokens, &mut h);
         let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
-        let (mut q, mut kn, mut vn, mut ctx) =
-            (vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
-        let cross = state.cross.clone();
-        let s = cross.seq;
+        // Rows of `qkv` are `[q | k | v]` (see `SelfAttention::project`).
+        let (mut qkv, mut q, mut ctx) = (vec![0.0f32; m * 3 * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
         for (l, layer) in self.layers.iter().enumerate() {
             // Causal self-attention: write this call's keys/values into the cache, then attend.
             k.rms_norm(&h, &layer.self_norm, self.eps, &mut normed);
-            layer.self_attn.q.forward(k, &normed, m, &mut q);
-            layer.self_attn.k.forward(k, &normed, m, &mut kn);
-            layer.self_attn.v.forward(k, &normed, m, &mut vn);
+            layer.self_attn.project(k, &normed, m, &mut qkv);
             let cache = &mut state.layers[l];
             for r in 0..rows {
                 let p0 = state.lens[r];
                 for i in 0..t {
-                    let src = (r * t + i) * inner;
+                    let (ks, vs) = ((r * t + i) * 3 * inner + inner, (r * t + i) * 3 * inner + 2 * inner);
                     for hh in 0..heads {
                         let dst = ((r * heads + hh) * cap + p0 + i) * dkv;
-                        cache.k[dst..dst + dkv].copy_from_slice(&kn[src + hh * dkv..src + (hh + 1) * dkv]);
-                        cache.v[dst..dst + dkv].copy_from_slice(&vn[src + hh * dkv..src + (hh + 1) * dkv]);
+                        cache.k[dst..dst + dkv].copy_from_slice(&qkv[ks + hh * dkv..ks + (hh + 1) * dkv]);
+                        cache.v[dst..dst + dkv].copy_from_slice(&qkv[vs + hh * dkv..vs + (hh + 1) * dkv]);
                     }
                 }
             }
@@ -82,14 +78,14 @@ impl Decoder {
                 let p0 = state.lens[r];
                 let block = r * heads * cap * dkv..(r + 1) * heads * cap * dkv;
                 let args = AttentionArgs {
-                    q: &q[r * t * inner..(r + 1) * t * inner],
+                    q: &qkv[r * t * 3 * inner..(r + 1) * t * 3 * inner],
                     k: &cache.k[block.clone()],
                     v: &cache.v[block],
                     heads,
                     d_kv: dkv,
                     q_len: t,
                     kv_len: p0 + t,
-                    q_row_stride: inner,
+                    q_row_stride: 3 * inner,
                     kv_head_stride: cap * dkv,
                     kv_row_stride: dkv,
                     q_pos0: p0,
@@ -106,7 +102,8 @@ impl Decoder {
             k.rms_norm(&h, &layer.cross_norm, self.eps, &mut normed);
             layer.cross_attn.q.forward(k, &normed, m, &mut q);
             for r in 0..rows {
-                let src = state.source_of_row[r];
+                let (cross, src) = (&state.cross_of_row[r], state.source_of_row[r]);
+                let s = cross.seq;
                 let block = src * s * inner..(src + 1) * s * inner;
                 let args = AttentionArgs {
                     q: &q[r * t * inner..(r + 1) * t * inner],

@@ -2,7 +2,7 @@
 
 use t0_kernels::{AttentionArgs, Kernels};
 
-use crate::attention::Attention;
+use crate::attention::SelfAttention;
 use crate::feed_forward::FeedForward;
 use crate::linear::Linear;
 use crate::position_bias::RelativeBias;
@@ -11,7 +11,7 @@ use crate::position_bias::RelativeBias;
 #[derive(Clone, Debug)]
 pub struct EncoderLayer {
     pub(crate) attn_norm: Vec<f32>,
-    pub(crate) attn: Attention,
+    pub(crate) attn: SelfAttention,
     pub(crate) ff_norm: Vec<f32>,
     pub(crate) ff: FeedForward,
 }
@@ -46,26 +46,25 @@ impl Encoder {
         k.embedding(&embed.view(), ids, &mut h);
         let bias = self.bias.vectors(-(seq as i64 - 1), seq as i64 - 1);
         let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
-        let (mut q, mut kk, mut v, mut ctx) =
-            (vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
+        // Rows of `qkv` are `[q | k | v]` (see `SelfAttention::project`).
+        let (mut qkv, mut ctx) = (vec![0.0f32; m * 3 * inner], vec![0.0f32; m * inner]);
         for layer in &self.layers {
             k.rms_norm(&h, &layer.attn_norm, self.eps, &mut normed);
-            layer.attn.q.forward(k, &normed, m, &mut q);
-            layer.attn.k.forward(k, &normed, m, &mut kk);
-            layer.attn.v.forward(k, &normed, m, &mut v);
+            layer.attn.project(k, &normed, m, &mut qkv);
             for b in 0..batch {
+                let (start, end) = (b * seq * 3 * inner, (b + 1) * seq * 3 * inner);
                 let rows = b * seq * inner..(b + 1) * seq * inner;
                 let args = AttentionArgs {
-                    q: &q[rows.clone()],
-                    k: &kk[rows.clone()],
-                    v: &v[rows.clone()],
+                    q: &qkv[start..end],
+                    k: &qkv[start + inner..end],
+                    v: &qkv[start + 2 * inner..end],
                     heads: self.heads,
                     d_kv: self.d_kv,
                     q_len: seq,
                     kv_len: seq,
-                    q_row_stride: inner,
+                    q_row_stride: 3 * inner,
                     kv_head_stride: self.d_kv,
-                    kv_row_stride: inner,
+                    kv_row_stride: 3 * inner,
                     q_pos0: 0,
                     causal: false,
                     bias: Some(bias.view()),

@@ -34,8 +34,10 @@ pub enum ModelError {
         reason: String,
     },
     /// A weight tensor with the wrong shape.
-    #[error("tensor `{name}` has shape {found:?}, but the config needs {expected:?}")]
+    #[error("{}: tensor `{name}` has shape {found:?}, but the config needs {expected:?}", file.display())]
     Shape {
+        /// The safetensors file holding it.
+        file: PathBuf,
         /// The tensor.
         name: String,
         /// Shape the config implies.
@@ -59,12 +61,48 @@ pub enum ModelError {
         /// The vocabulary size.
         vocab_size: usize,
     },
+    /// An input longer than the model's limit ([`crate::LoadOptions::max_input_tokens`]).
+    #[error(
+        "input {index} has {tokens} tokens, more than the limit of {limit} \
+         (raise it with --max-input-tokens or LoadOptions::max_input_tokens)"
+    )]
+    InputTooLong {
+        /// Which input of the batch.
+        index: usize,
+        /// Its length in tokens.
+        tokens: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The machine obviously lacks the memory the model needs (see [`crate::memory`]).
+    #[error(
+        "{dir}: not enough memory to load the model: {reason} \
+         (to try anyway: --no-memory-check, or LoadOptions::check_memory = false)"
+    )]
+    InsufficientMemory {
+        /// The model directory.
+        dir: PathBuf,
+        /// What is needed and what there is.
+        reason: String,
+    },
     /// An invalid argument to a model call (empty batch, bad option value...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// An error from the tokenizer.
+    #[error(transparent)]
+    Tokenizer(#[from] t0_tokenizer::TokenizerError),
     /// An error from the tensor layer.
     #[error(transparent)]
     Tensor(#[from] t0_tensor::TensorError),
+    /// A model given as a hub id (`org/name`) that cannot be found in (or fetched into) the
+    /// Hugging Face cache; the reason names the paths tried and how to get the model.
+    #[error("model `{spec}` {reason}")]
+    Hub {
+        /// The model as given (`bigscience/T0_3B`).
+        spec: String,
+        /// What was tried and what to do.
+        reason: String,
+    },
 }
 
 /// Result type of this crate.

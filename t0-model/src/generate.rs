@@ -1,23 +1,10 @@
-//! Greedy generation with per-token log-probabilities.
+//! Generation: greedy and sampling here (one token per row per step), beam search in
+//! [`crate::beam`]. Every input of a batch is decoded in one batched step; rows finish
+//! independently and are dropped from the batch when they do.
 
-use crate::{ModelError, Result, T5Model};
-
-/// Options of greedy generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GenerateOptions {
-    /// Most tokens to generate after the decoder start token (at least 1).
-    pub max_new_tokens: usize,
-    /// `</s>` cannot be generated before this many tokens (its logit is set to −∞, as HF's
-    /// `MinNewTokensLengthLogitsProcessor` does).
-    pub min_new_tokens: usize,
-}
-
-impl Default for GenerateOptions {
-    /// HF's default budget: 20 new tokens, no minimum.
-    fn default() -> Self {
-        Self { max_new_tokens: 20, min_new_tokens: 0 }
-    }
-}
+use crate::logits_process::{process, warp};
+use crate::sampling::Rng;
+use crate::{GenerationConfig, Result, T5Model};
 
 /// One generated sequence.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,8 +12,12 @@ pub struct Generated {
     /// Generated ids after the decoder start token, ending with `</s>` when it was generated.
     pub token_ids: Vec<u32>,
     /// Log-probability of each chosen token under the processed distribution (after the
-    /// min-length rule), as HF's `compute_transition_scores(..., normalize_logits=True)`.
+    /// min-length rule and the other processors), as HF's
+    /// `compute_transition_scores(..., normalize_logits=True)` reports it.
     pub token_logprobs: Vec<f32>,
+    /// Beam search only: the hypothesis score HF reports as `sequences_scores`
+    /// (sum of log-probs / length ** length_penalty).
+    pub score: Option<f32>,
 }
 
 /// Index of the first maximum (as `torch.argmax`).
@@ -41,27 +32,39 @@ pub(crate) fn argmax(xs: &[f32]) -> usize {
 }
 
 impl T5Model {
-    /// Greedy decoding of each input (a batch of any lengths; rows finish independently).
+    /// Generate for each input (a batch of any lengths): greedy, sampling or beam search as
+    /// `cfg` says. Returns, per input, `cfg.num_return_sequences` sequences (best first).
     ///
-    /// ```no_run
-    /// # use t0_model::{GenerateOptions, T5Model};
+    /// ```
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+    /// # use t0_model::{GenerationConfig, T5Model};
     /// # let model = T5Model::from_dir("tests/fixtures/models/t0-tiny".as_ref())?;
-    /// let opts = GenerateOptions { max_new_tokens: 12, min_new_tokens: 0 };
-    /// let out = model.generate(&[vec![27, 7, 48, 1], vec![5, 1]], &opts)?;
+    /// let out = model.generate(&[vec![27, 7, 48, 1], vec![5, 1]], &GenerationConfig::greedy(12))?;
     /// assert_eq!(out.len(), 2);
+    /// println!("{:?}", out[0][0].token_ids);
     /// # Ok::<(), t0_model::ModelError>(())
     /// ```
-    pub fn generate(&self, inputs: &[Vec<u32>], opts: &GenerateOptions) -> Result<Vec<Generated>> {
-        if opts.max_new_tokens == 0 {
-            return Err(ModelError::InvalidArgument("max_new_tokens must be at least 1".into()));
+    pub fn generate(&self, inputs: &[Vec<u32>], cfg: &GenerationConfig) -> Result<Vec<Vec<Generated>>> {
+        self.generate_streaming(inputs, cfg, |_, _| {})
+    }
+
+    /// As [`T5Model::generate`], calling `on_token(input, token)` as each token is chosen
+    /// (greedy and sampling; beam search reports its final sequences only).
+    pub fn generate_streaming(
+        &self,
+        inputs: &[Vec<u32>],
+        cfg: &GenerationConfig,
+        mut on_token: impl FnMut(usize, u32),
+    ) -> Result<Vec<Vec<Generated>>> {
+        cfg.validate()?;
+        for (i, x) in inputs.iter().enumerate() {
+            self.check_input(i, x)?;
         }
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(i) = inputs.iter().position(|x| x.is_empty()) {
-            return Err(ModelError::InvalidArgument(format!(
-                "input {i} is empty: an input needs at least one token (an empty prompt is `</s>`)"
-            )));
+        if cfg.num_beams > 1 {
+            return inputs.iter().map(|x| self.beam_search(x, cfg)).collect();
         }
         let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
         let enc = self.encode(&refs)?;
@@ -69,22 +72,30 @@ impl T5Model {
         let mut state = self.decoder_state(cross, (0..inputs.len()).collect())?;
         let c = self.config();
         let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
-        let mut out = vec![Generated { token_ids: Vec::new(), token_logprobs: Vec::new() }; inputs.len()];
-        // `alive[i]` is the output index of the state's row i.
+        let mut rng = Rng::new(cfg.seed);
+        let mut out = vec![Generated { token_ids: Vec::new(), token_logprobs: Vec::new(), score: None }; inputs.len()];
+        // Decoder input so far of each output (start token included), for the processors.
+        let mut seqs = vec![vec![c.decoder_start_token_id]; inputs.len()];
+        // `alive[r]` is the output index of the state's row r.
         let mut alive: Vec<usize> = (0..inputs.len()).collect();
-        let mut next = vec![c.decoder_start_token_id; inputs.len()];
-        for step in 0..opts.max_new_tokens {
+        for _ in 0..cfg.max_new_tokens {
+            let next: Vec<u32> = alive.iter().map(|&o| *seqs[o].last().unwrap_or(&0)).collect();
             let mut logits = self.decode(&mut state, &next, 1)?;
             let mut keep = Vec::with_capacity(alive.len());
             for (row, &o) in alive.iter().enumerate() {
                 let l = &mut logits[row * vocab..(row + 1) * vocab];
-                if step < opts.min_new_tokens {
-                    l[eos] = f32::NEG_INFINITY;
-                }
-                let tok = argmax(l);
+                process(l, &seqs[o], cfg, eos);
+                let tok = if cfg.do_sample {
+                    warp(l, cfg);
+                    rng.sample(l)
+                } else {
+                    argmax(l)
+                };
                 self.kernels().log_softmax(l);
                 out[o].token_ids.push(tok as u32);
                 out[o].token_logprobs.push(l[tok]);
+                seqs[o].push(tok as u32);
+                on_token(o, tok as u32);
                 if tok != eos {
                     keep.push(row);
                 }
@@ -96,8 +107,7 @@ impl T5Model {
                 state.select_rows(&keep)?;
                 alive = keep.iter().map(|&r| alive[r]).collect();
             }
-            next = alive.iter().map(|&o| *out[o].token_ids.last().unwrap_or(&0)).collect();
         }
-        Ok(out)
+        Ok(out.into_iter().map(|g| vec![g]).collect())
     }
 }

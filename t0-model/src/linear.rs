@@ -1,12 +1,24 @@
-//! A bias-free linear layer `y = x · Wᵀ` over a weight in its storage dtype.
+//! A bias-free linear layer `y = x · Wᵀ`, over either the file's tensor (f32/bf16/f16, read
+//! straight from the memory map) or a weight packed at load into the kernels' panel layout
+//! (f32, bf16 or int8).
 
-use t0_kernels::{Kernels, WeightView};
+use std::sync::Arc;
+
+use t0_kernels::{Kernels, PackDType, PackedWeight, WeightView};
 use t0_tensor::{DType, Tensor};
 
-/// A linear layer's weight `[out, in]` (HF layout), in f32, bf16 or f16, owned or mapped.
+#[derive(Clone, Debug)]
+enum Storage {
+    /// The checkpoint's `[out, in]` tensor as stored (owned or mapped).
+    Raw(Tensor),
+    /// Converted once at load.
+    Packed(Arc<PackedWeight>),
+}
+
+/// A linear layer's weight `[out, in]` (HF layout).
 #[derive(Clone, Debug)]
 pub struct Linear {
-    weight: Tensor,
+    storage: Storage,
     rows: usize,
     cols: usize,
 }
@@ -16,7 +28,19 @@ impl Linear {
     pub(crate) fn new(weight: Tensor) -> Self {
         let (rows, cols) = (weight.shape()[0], weight.shape()[1]);
         debug_assert!(matches!(weight.dtype(), DType::F32 | DType::BF16 | DType::F16));
-        Self { weight, rows, cols }
+        Self { storage: Storage::Raw(weight), rows, cols }
+    }
+
+    /// Pack `[out, in]` f32 rows into `dtype` panels.
+    pub(crate) fn packed(w: &WeightView<'_>, dtype: PackDType) -> Self {
+        let p = PackedWeight::from_view(w, dtype);
+        Self { rows: p.rows(), cols: p.cols(), storage: Storage::Packed(Arc::new(p)) }
+    }
+
+    /// Pack several `[out_i, in]` weights stacked by rows into one `[Σ out_i, in]` weight.
+    pub(crate) fn packed_stacked(parts: &[WeightView<'_>], dtype: PackDType) -> Self {
+        let p = PackedWeight::from_stacked(parts, dtype);
+        Self { rows: p.rows(), cols: p.cols(), storage: Storage::Packed(Arc::new(p)) }
     }
 
     /// Output features.
@@ -29,20 +53,18 @@ impl Linear {
         self.cols
     }
 
-    /// The weight tensor.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-
     /// The kernels' view of the weight.
     pub fn view(&self) -> WeightView<'_> {
         let (r, c) = (self.rows, self.cols);
-        let w = &self.weight;
-        // The loader only builds `Linear`s from float tensors, so these accesses cannot fail.
-        match w.dtype() {
-            DType::BF16 => WeightView::bf16(w.as_bf16().unwrap_or_default(), r, c),
-            DType::F16 => WeightView::f16(w.as_f16().unwrap_or_default(), r, c),
-            _ => WeightView::f32(w.as_f32().unwrap_or_default(), r, c),
+        match &self.storage {
+            Storage::Packed(p) => p.view(),
+            // The loader only builds raw `Linear`s from float tensors, so these accesses
+            // cannot fail.
+            Storage::Raw(w) => match w.dtype() {
+                DType::BF16 => WeightView::bf16(w.as_bf16().unwrap_or_default(), r, c),
+                DType::F16 => WeightView::f16(w.as_f16().unwrap_or_default(), r, c),
+                _ => WeightView::f32(w.as_f32().unwrap_or_default(), r, c),
+            },
         }
     }
 
@@ -53,6 +75,17 @@ impl Linear {
 
     /// Bytes of weight data.
     pub fn nbytes(&self) -> usize {
-        self.weight.nbytes()
+        match &self.storage {
+            Storage::Raw(t) => t.nbytes(),
+            Storage::Packed(p) => p.bytes(),
+        }
+    }
+
+    /// A short description of the storage (`f32`, `bf16 packed`, ...).
+    pub fn describe(&self) -> String {
+        match &self.storage {
+            Storage::Raw(t) => t.dtype().to_string(),
+            Storage::Packed(p) => format!("{:?} packed", p.dtype()).to_lowercase(),
+        }
     }
 }

@@ -1,16 +1,17 @@
 //! [`T5Model`]: a loaded T5 / T0 model and its forward passes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use t0_kernels::Kernels;
+use t0_kernels::{Kernels, PackDType};
 
-use crate::attention::Attention;
+use crate::attention::{Attention, Qkv, SelfAttention};
 use crate::cache::{CrossCache, DecoderState};
 use crate::config::T5Config;
 use crate::decoder::{Decoder, DecoderLayer};
 use crate::encoder::{Encoder, EncoderLayer};
-use crate::feed_forward::FeedForward;
+use crate::feed_forward::{FeedForward, Wi};
 use crate::linear::Linear;
 use crate::position_bias::RelativeBias;
 use crate::weights::WeightFiles;
@@ -21,11 +22,42 @@ use crate::{ModelError, Result};
 pub struct LoadOptions {
     /// The kernels the model calls (default: [`t0_kernels::select`], the fastest for this CPU).
     pub kernels: &'static dyn Kernels,
+    /// `None` (default): use the linear weights as the file stores them, straight from the
+    /// memory map (zero-copy). `Some(dtype)`: convert every linear weight at load, tensor by
+    /// tensor, into the kernels' packed layout in that dtype (f32, bf16 or int8 with
+    /// per-channel scales), releasing each source tensor's pages once converted so peak memory
+    /// stays near the converted size. Embeddings and norms stay as stored.
+    pub dtype: Option<PackDType>,
+    /// Refuse to load when the machine obviously lacks the memory the weights need (default
+    /// `true`; see [`crate::memory`]). The estimate comes from `config.json` and the weight
+    /// files' sizes, before any weight is read.
+    pub check_memory: bool,
+    /// Longest input (in tokens) the encoder accepts; longer ones are a
+    /// [`ModelError::InputTooLong`] rather than a run that exhausts time or memory (attention
+    /// is quadratic in the length). Default [`DEFAULT_MAX_INPUT_TOKENS`].
+    pub max_input_tokens: usize,
 }
+
+/// The default [`LoadOptions::max_input_tokens`]: 4096 tokens. T5's relative positions do not
+/// limit the input length (T0 was trained on inputs of up to 1024 tokens), so this is a guard
+/// against runaway inputs, not a property of the model.
+pub const DEFAULT_MAX_INPUT_TOKENS: usize = 4096;
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { kernels: t0_kernels::select() }
+        Self {
+            kernels: t0_kernels::select(),
+            dtype: None,
+            check_memory: true,
+            max_input_tokens: DEFAULT_MAX_INPUT_TOKENS,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Default kernels, weights converted to `dtype` at load.
+    pub fn with_dtype(dtype: PackDType) -> Self {
+        Self { dtype: Some(dtype), ..Self::default() }
     }
 }
 
@@ -35,11 +67,12 @@ impl Default for LoadOptions {
 /// memory map; compute is f32. The model is `Send + Sync`: share it between threads, each with
 /// its own [`DecoderState`].
 ///
-/// ```no_run
-/// use t0_model::{GenerateOptions, T5Model};
+/// ```
+/// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+/// use t0_model::{GenerationConfig, T5Model};
 /// let model = T5Model::from_dir("tests/fixtures/models/t0-tiny".as_ref())?;
-/// let out = model.generate(&[vec![27, 7, 48, 1]], &GenerateOptions::default())?;
-/// println!("{:?}", out[0].token_ids);
+/// let out = model.generate(&[vec![27, 7, 48, 1]], &GenerationConfig::default())?;
+/// println!("{:?}", out[0][0].token_ids);
 /// # Ok::<(), t0_model::ModelError>(())
 /// ```
 #[derive(Debug)]
@@ -51,7 +84,16 @@ pub struct T5Model {
     lm_head: Linear,
     encoder: Encoder,
     decoder: Decoder,
+    encoder_passes: AtomicUsize,
+    max_input_tokens: usize,
+    unused_tensors: Vec<String>,
 }
+
+// A loaded model is shared between threads: keep it so.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<T5Model>();
+};
 
 /// The encoder's output for a batch of inputs.
 #[derive(Clone, Debug)]
@@ -84,32 +126,117 @@ impl T5Model {
 
     /// Load `config.json` and the safetensors weights of `dir`.
     pub fn load(dir: &Path, options: LoadOptions) -> Result<Self> {
+        Self::load_with_progress(dir, options, &|_, _, _| {})
+    }
+
+    /// As [`T5Model::load`], calling `progress(tensor, done, total)` after each linear weight is
+    /// ready (mapped, or converted when [`LoadOptions::dtype`] is set): a progress bar for big
+    /// models.
+    ///
+    /// ```
+    /// use t0_model::{LoadOptions, T5Model};
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+    /// let dir = "tests/fixtures/models/t0-tiny";
+    /// let seen = std::cell::Cell::new((0, 0));
+    /// let model =
+    ///     T5Model::load_with_progress(dir.as_ref(), LoadOptions::default(), &|_, done, total| seen.set((done, total)))?;
+    /// let (done, total) = seen.get();
+    /// assert!(total > 0 && done == total);
+    /// assert_eq!(model.config().d_model, 32);
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn load_with_progress(dir: &Path, options: LoadOptions, progress: &dyn Fn(&str, usize, usize)) -> Result<Self> {
         if !dir.is_dir() {
-            let what = if dir.exists() { "is not a directory" } else { "does not exist" };
-            return Err(ModelError::MissingFile {
-                dir: dir.to_path_buf(),
-                what: format!("the model directory {what}"),
-            });
+            let what = if dir.exists() {
+                "is not a directory (a model is a directory holding config.json and model.safetensors)"
+            } else {
+                "the model directory does not exist"
+            };
+            return Err(ModelError::MissingFile { dir: dir.to_path_buf(), what: what.into() });
         }
         let config_path = dir.join("config.json");
         if !config_path.is_file() {
             return Err(ModelError::MissingFile { dir: dir.to_path_buf(), what: "no config.json".into() });
         }
         let config = T5Config::from_file(&config_path)?;
+        let paths = crate::weights::weight_paths(dir)?;
+        if options.check_memory {
+            if let Some(mem) = crate::memory::MemInfo::current() {
+                let est = crate::memory::estimate(&config, options.dtype, crate::memory::file_bytes(&paths));
+                crate::memory::check(&est, &mem, dir)?;
+            }
+        }
         let files = WeightFiles::open(dir)?;
-        Self::from_weights(config, &files, dir, options)
+        let mut model = Self::from_weights(config, &files, dir, options, progress)?;
+        // Checkpoints often hold copies of the tied embedding under these names.
+        let mut ignore = vec!["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"];
+        if model.config.tie_word_embeddings {
+            ignore.push("lm_head.weight");
+        }
+        model.unused_tensors = files.unused(&ignore);
+        if !model.unused_tensors.is_empty() {
+            tracing::warn!(
+                "{}: {} tensor(s) in the weights are not used by the model",
+                dir.display(),
+                model.unused_tensors.len()
+            );
+        }
+        Ok(model)
     }
 
-    fn from_weights(config: T5Config, w: &WeightFiles, dir: &Path, options: LoadOptions) -> Result<Self> {
+    fn from_weights(
+        config: T5Config,
+        w: &WeightFiles,
+        dir: &Path,
+        options: LoadOptions,
+        progress: &dyn Fn(&str, usize, usize),
+    ) -> Result<Self> {
         let c = &config;
         let (d, inner, ff, vocab) = (c.d_model, c.inner_dim(), c.d_ff, c.vocab_size);
+        let ffn_tensors = if c.feed_forward.gated { 3 } else { 2 };
+        let total = c.num_layers * (4 + ffn_tensors)
+            + c.num_decoder_layers * (8 + ffn_tensors)
+            + usize::from(!c.tie_word_embeddings);
+        let done = std::cell::Cell::new(0usize);
         let shared = Linear::new(
             w.first_of(&["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"], &[vocab, d])?,
         );
-        let lm_head =
-            if c.tie_word_embeddings { shared.clone() } else { Linear::new(w.get("lm_head.weight", &[vocab, d])?) };
+        let convert = |name: &str, raw: Linear| -> Result<Linear> {
+            let out = match options.dtype {
+                None => raw,
+                Some(dt) => {
+                    let packed = Linear::packed(&raw.view(), dt);
+                    w.file_of(name)?.release(name);
+                    packed
+                }
+            };
+            done.set(done.get() + 1);
+            progress(name, done.get(), total);
+            Ok(out)
+        };
+        let lm_head = if c.tie_word_embeddings {
+            match options.dtype {
+                None => shared.clone(),
+                Some(dt) => Linear::packed(&shared.view(), dt),
+            }
+        } else {
+            convert("lm_head.weight", Linear::new(w.get("lm_head.weight", &[vocab, d])?))?
+        };
         let linear = |name: String, rows: usize, cols: usize| -> Result<Linear> {
-            Ok(Linear::new(w.get(&name, &[rows, cols])?))
+            convert(&name, Linear::new(w.get(&name, &[rows, cols])?))
+        };
+        // Weights read by one matmul when packing: stacked by rows, sources released after.
+        let stacked = |names: &[String], rows: usize, dt: PackDType| -> Result<Linear> {
+            let raw: Vec<Linear> =
+                names.iter().map(|n| Ok(Linear::new(w.get(n, &[rows, d])?))).collect::<Result<_>>()?;
+            let views: Vec<_> = raw.iter().map(Linear::view).collect();
+            let fused = Linear::packed_stacked(&views, dt);
+            for n in names {
+                w.file_of(n)?.release(n);
+                done.set(done.get() + 1);
+                progress(n, done.get(), total);
+            }
+            Ok(fused)
         };
         let attention = |p: &str| -> Result<Attention> {
             Ok(Attention {
@@ -119,13 +246,29 @@ impl T5Model {
                 o: linear(format!("{p}.o.weight"), d, inner)?,
             })
         };
-        let feed_forward = |p: &str| -> Result<FeedForward> {
-            let (wi, wi_up) = if c.feed_forward.gated {
-                (linear(format!("{p}.wi_0.weight"), ff, d)?, Some(linear(format!("{p}.wi_1.weight"), ff, d)?))
-            } else {
-                (linear(format!("{p}.wi.weight"), ff, d)?, None)
+        let self_attention = |p: &str| -> Result<SelfAttention> {
+            let names = ["q", "k", "v"].map(|x| format!("{p}.{x}.weight"));
+            let qkv = match options.dtype {
+                Some(dt) => Qkv::Fused(stacked(&names, inner, dt)?),
+                None => Qkv::Separate([
+                    linear(names[0].clone(), inner, d)?,
+                    linear(names[1].clone(), inner, d)?,
+                    linear(names[2].clone(), inner, d)?,
+                ]),
             };
-            Ok(FeedForward { kind: c.feed_forward, wi, wi_up, wo: linear(format!("{p}.wo.weight"), d, ff)? })
+            Ok(SelfAttention { qkv, o: linear(format!("{p}.o.weight"), d, inner)? })
+        };
+        let feed_forward = |p: &str| -> Result<FeedForward> {
+            let wi = if c.feed_forward.gated {
+                let names = [format!("{p}.wi_0.weight"), format!("{p}.wi_1.weight")];
+                match options.dtype {
+                    Some(dt) => Wi::GatedFused(stacked(&names, ff, dt)?),
+                    None => Wi::Gated { gate: linear(names[0].clone(), ff, d)?, up: linear(names[1].clone(), ff, d)? },
+                }
+            } else {
+                Wi::Plain(linear(format!("{p}.wi.weight"), ff, d)?)
+            };
+            Ok(FeedForward { kind: c.feed_forward, wi, wo: linear(format!("{p}.wo.weight"), d, ff)? })
         };
         let norm = |name: String| w.get_f32(&name, &[d]);
         let bias_table = |stack: &str| {
@@ -140,7 +283,7 @@ impl T5Model {
             let p = format!("encoder.block.{i}.layer");
             enc_layers.push(EncoderLayer {
                 attn_norm: norm(format!("{p}.0.layer_norm.weight"))?,
-                attn: attention(&format!("{p}.0.SelfAttention"))?,
+                attn: self_attention(&format!("{p}.0.SelfAttention"))?,
                 ff_norm: norm(format!("{p}.1.layer_norm.weight"))?,
                 ff: feed_forward(&format!("{p}.1.DenseReluDense"))?,
             });
@@ -164,7 +307,7 @@ impl T5Model {
             let p = format!("decoder.block.{i}.layer");
             dec_layers.push(DecoderLayer {
                 self_norm: norm(format!("{p}.0.layer_norm.weight"))?,
-                self_attn: attention(&format!("{p}.0.SelfAttention"))?,
+                self_attn: self_attention(&format!("{p}.0.SelfAttention"))?,
                 cross_norm: norm(format!("{p}.1.layer_norm.weight"))?,
                 cross_attn: attention(&format!("{p}.1.EncDecAttention"))?,
                 ff_norm: norm(format!("{p}.2.layer_norm.weight"))?,
@@ -185,7 +328,49 @@ impl T5Model {
             heads: c.num_heads,
             d_kv: c.d_kv,
         };
-        Ok(Self { config, dir: dir.to_path_buf(), kernels: options.kernels, shared, lm_head, encoder, decoder })
+        Ok(Self {
+            config,
+            dir: dir.to_path_buf(),
+            kernels: options.kernels,
+            shared,
+            lm_head,
+            encoder,
+            decoder,
+            encoder_passes: AtomicUsize::new(0),
+            max_input_tokens: options.max_input_tokens,
+            unused_tensors: Vec::new(),
+        })
+    }
+
+    /// Tensors of the weight files that the model does not use (sorted): a sign that the
+    /// checkpoint is not quite the architecture `config.json` describes. Loading still
+    /// succeeds; the CLI prints them as a warning.
+    pub fn unused_tensors(&self) -> &[String] {
+        &self.unused_tensors
+    }
+
+    /// The longest input the encoder accepts ([`LoadOptions::max_input_tokens`]).
+    pub fn max_input_tokens(&self) -> usize {
+        self.max_input_tokens
+    }
+
+    /// Change the longest input the encoder accepts.
+    pub fn set_max_input_tokens(&mut self, limit: usize) {
+        self.max_input_tokens = limit;
+    }
+
+    /// Check one input before it is queued: not empty, every id in the vocabulary, not longer
+    /// than [`T5Model::max_input_tokens`]. `index` names it in the error.
+    pub fn check_input(&self, index: usize, ids: &[u32]) -> Result<()> {
+        if ids.is_empty() {
+            return Err(ModelError::InvalidArgument(format!(
+                "input {index} is empty: an input needs at least one token (an empty prompt is `</s>`)"
+            )));
+        }
+        if ids.len() > self.max_input_tokens {
+            return Err(ModelError::InputTooLong { index, tokens: ids.len(), limit: self.max_input_tokens });
+        }
+        self.check_ids(ids)
     }
 
     /// The configuration.
@@ -205,13 +390,16 @@ impl T5Model {
 
     /// Bytes of weight data (tied tables counted once).
     pub fn weight_bytes(&self) -> usize {
-        let attn = |a: &Attention| a.q.nbytes() + a.k.nbytes() + a.v.nbytes() + a.o.nbytes();
-        let ffn = |f: &FeedForward| f.wi.nbytes() + f.wi_up.as_ref().map_or(0, Linear::nbytes) + f.wo.nbytes();
-        let enc: usize = self.encoder.layers.iter().map(|l| attn(&l.attn) + ffn(&l.ff)).sum();
+        let enc: usize = self.encoder.layers.iter().map(|l| l.attn.nbytes() + l.ff.nbytes()).sum();
         let dec: usize =
-            self.decoder.layers.iter().map(|l| attn(&l.self_attn) + attn(&l.cross_attn) + ffn(&l.ff)).sum();
+            self.decoder.layers.iter().map(|l| l.self_attn.nbytes() + l.cross_attn.nbytes() + l.ff.nbytes()).sum();
         let head = if self.config.tie_word_embeddings { 0 } else { self.lm_head.nbytes() };
         self.shared.nbytes() + head + enc + dec
+    }
+
+    /// How many encoder passes (calls of [`T5Model::encode_padded`]) this model has run.
+    pub fn encoder_passes(&self) -> usize {
+        self.encoder_passes.load(Ordering::Relaxed)
     }
 
     /// Check that every id is inside the vocabulary.
@@ -224,6 +412,9 @@ impl T5Model {
 
     /// Encode a batch of inputs of possibly different lengths (right-padded internally).
     pub fn encode(&self, inputs: &[&[u32]]) -> Result<EncoderOutput> {
+        if let Some((index, x)) = inputs.iter().enumerate().find(|(_, x)| x.len() > self.max_input_tokens) {
+            return Err(ModelError::InputTooLong { index, tokens: x.len(), limit: self.max_input_tokens });
+        }
         let seq = inputs.iter().map(|x| x.len()).max().unwrap_or(0);
         let mut ids = vec![self.config.pad_token_id; inputs.len() * seq];
         let mut mask = vec![0u8; inputs.len() * seq];
@@ -251,7 +442,14 @@ impl T5Model {
         }
         self.check_ids(ids)?;
         let seq = ids.len() / batch;
+        if seq > self.max_input_tokens {
+            return Err(ModelError::InvalidArgument(format!(
+                "encode: the padded input length {seq} is more than the limit of {} tokens (max_input_tokens)",
+                self.max_input_tokens
+            )));
+        }
         let mask_add: Vec<f32> = attention_mask.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }).collect();
+        self.encoder_passes.fetch_add(1, Ordering::Relaxed);
         let hidden = self.encoder.forward(self.kernels, &self.shared, ids, &mask_add, batch, seq);
         Ok(EncoderOutput {
             hidden,

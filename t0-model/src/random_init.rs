@@ -126,6 +126,23 @@ pub fn write_random_model(
     if !matches!(dtype, DType::F32 | DType::BF16) {
         return Err(ModelError::InvalidArgument(format!("random-init writes f32 or bf16, not {dtype}")));
     }
+    let existed = out_dir.exists();
+    let result = write_model_files(config, config_text, out_dir, seed, dtype, &mut progress);
+    if result.is_err() && !existed {
+        // Nothing half-written is left behind: the directory is ours, remove it whole.
+        let _ = std::fs::remove_dir_all(out_dir);
+    }
+    result
+}
+
+fn write_model_files(
+    config: &T5Config,
+    config_text: &str,
+    out_dir: &Path,
+    seed: u64,
+    dtype: DType,
+    progress: &mut impl FnMut(&str, usize, usize),
+) -> Result<()> {
     std::fs::create_dir_all(out_dir).map_err(|source| ModelError::Io { path: out_dir.into(), source })?;
     let specs = tensor_specs(config, dtype);
     let plain: Vec<TensorSpec> = specs.iter().map(|s| s.spec.clone()).collect();
@@ -144,6 +161,12 @@ pub fn write_random_model(
     }
     w.finish()?;
     write_atomic(&out_dir.join("config.json"), config_text.as_bytes())
+}
+
+/// Bytes of the `model.safetensors` that [`write_random_model`] writes for `config` (data only;
+/// the header adds a few kB).
+pub fn weights_bytes(config: &T5Config, dtype: DType) -> u64 {
+    tensor_specs(config, dtype).iter().map(|s| s.spec.nbytes() as u64).fold(0u64, u64::saturating_add)
 }
 
 /// Write a small file atomically (temp file in the same directory, then rename).

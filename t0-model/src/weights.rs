@@ -1,8 +1,9 @@
 //! Finding a model's tensors by their HF names across its safetensors file(s), with shape and
 //! dtype checks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use t0_tensor::{DType, SafeTensorsFile, Tensor};
 
@@ -15,28 +16,38 @@ pub struct WeightFiles {
     files: Vec<SafeTensorsFile>,
     /// tensor name → index into `files`.
     index: HashMap<String, usize>,
+    /// Names handed out by [`WeightFiles::get`] (to report the tensors nothing used).
+    used: Mutex<HashSet<String>>,
+}
+
+/// The safetensors files of a model directory: `model.safetensors`, or the shards listed in
+/// `model.safetensors.index.json`. An error names what is missing (and what to do when the
+/// directory has only `pytorch_model.bin`).
+pub fn weight_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    let index_path = dir.join("model.safetensors.index.json");
+    if single.is_file() {
+        Ok(vec![single])
+    } else if index_path.is_file() {
+        shard_files(dir, &index_path)
+    } else {
+        let what = if dir.join("pytorch_model.bin").is_file() {
+            "has only pytorch_model.bin; t0 reads safetensors. Convert it once with Python: \
+             `from transformers import T5ForConditionalGeneration as M; \
+             M.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`"
+                .to_string()
+        } else {
+            "no model.safetensors or model.safetensors.index.json".to_string()
+        };
+        Err(ModelError::MissingFile { dir: dir.to_path_buf(), what })
+    }
 }
 
 impl WeightFiles {
     /// Open `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let single = dir.join("model.safetensors");
-        let index_path = dir.join("model.safetensors.index.json");
-        let names: Vec<PathBuf> = if single.is_file() {
-            vec![single]
-        } else if index_path.is_file() {
-            shard_files(dir, &index_path)?
-        } else {
-            let what = if dir.join("pytorch_model.bin").is_file() {
-                "has only pytorch_model.bin; t0 reads safetensors. Convert it once with Python: \
-                 `from transformers import T5ForConditionalGeneration as M; \
-                 M.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`"
-                    .to_string()
-            } else {
-                "no model.safetensors or model.safetensors.index.json".to_string()
-            };
-            return Err(ModelError::MissingFile { dir: dir.to_path_buf(), what });
-        };
+        let names = weight_paths(dir)?;
+        tracing::debug!(dir = %dir.display(), files = names.len(), "opening safetensors");
         let mut files = Vec::new();
         let mut index = HashMap::new();
         for path in names {
@@ -46,7 +57,28 @@ impl WeightFiles {
             }
             files.push(f);
         }
-        Ok(Self { dir: dir.to_path_buf(), files, index })
+        Ok(Self { dir: dir.to_path_buf(), files, index, used: Mutex::new(HashSet::new()) })
+    }
+
+    /// Names of the tensors no [`WeightFiles::get`] has asked for, sorted, leaving out
+    /// `ignore` (tensors a checkpoint may hold that the model does not need, such as the
+    /// copies of a tied embedding).
+    pub fn unused(&self, ignore: &[&str]) -> Vec<String> {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> =
+            self.names().filter(|n| !used.contains(*n) && !ignore.contains(n)).map(str::to_string).collect();
+        out.sort();
+        out
+    }
+
+    /// The files, in the order they were opened (shards sorted by name).
+    pub fn files(&self) -> &[SafeTensorsFile] {
+        &self.files
+    }
+
+    /// True when the weights come from the shards of `model.safetensors.index.json`.
+    pub fn is_sharded(&self) -> bool {
+        !self.dir.join("model.safetensors").is_file()
     }
 
     /// True when some file holds `name`.
@@ -72,7 +104,8 @@ impl WeightFiles {
         let file = self.file_of(name)?;
         let (found, dtype) = file.info(name)?;
         if found != shape {
-            return Err(ModelError::Shape { name: name.to_string(), expected: shape.to_vec(), found });
+            let file = file.path().to_path_buf();
+            return Err(ModelError::Shape { file, name: name.to_string(), expected: shape.to_vec(), found });
         }
         if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
             return Err(ModelError::InvalidArgument(format!(
@@ -80,6 +113,7 @@ impl WeightFiles {
                 file.path().display()
             )));
         }
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
         Ok(file.tensor(name)?)
     }
 

@@ -1,3 +1,4 @@
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 //! Tensors for t0-rs: a shape, a dtype and storage that is either owned or a zero-copy view
 //! into a memory-mapped safetensors file; plus safetensors reading (validated before any byte
 //! of tensor data is touched) and streaming, atomic writing.
@@ -10,6 +11,8 @@
 //! let b = t.to_dtype(DType::BF16);
 //! assert_eq!(b.to_f32_vec(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
 //! ```
+
+#![warn(missing_docs)]
 
 mod device;
 mod dtype;

@@ -24,9 +24,10 @@ impl TensorSpec {
     pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<usize>) -> Self {
         Self { name: name.into(), dtype, shape }
     }
-    /// Bytes of data.
+    /// Bytes of data (`usize::MAX` when the size overflows; [`SafeTensorsWriter::create`]
+    /// refuses such a spec).
     pub fn nbytes(&self) -> usize {
-        self.shape.iter().product::<usize>() * self.dtype.size()
+        crate::tensor::checked_numel(&self.shape).and_then(|n| n.checked_mul(self.dtype.size())).unwrap_or(usize::MAX)
     }
 }
 
@@ -64,7 +65,12 @@ impl SafeTensorsWriter {
         }
         let mut offset = 0usize;
         for s in specs {
-            let end = offset + s.nbytes();
+            let end = offset.checked_add(s.nbytes()).filter(|_| s.nbytes() != usize::MAX).ok_or_else(|| {
+                TensorError::Write {
+                    path: path.into(),
+                    reason: format!("tensor `{}`: shape {:?} is too large", s.name, s.shape),
+                }
+            })?;
             header.insert(
                 s.name.clone(),
                 serde_json::json!({
@@ -80,14 +86,20 @@ impl SafeTensorsWriter {
         while json.len() % 8 != 0 {
             json.push(b' ');
         }
-        let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+        let tmp = Self::temp_path(path);
         let file = File::create(&tmp).map_err(|e| TensorError::io(&tmp, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let io = |e| TensorError::io(&tmp, e);
         out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
         out.write_all(&json).map_err(io)?;
         Ok(Self { path: path.to_path_buf(), tmp: tmp.clone(), out: Some(out), specs: specs.to_vec(), next: 0 })
+    }
+
+    /// The temporary file this process writes `path` into before renaming it
+    /// (`.NAME.PID.tmp` next to it): for a signal handler that must remove it.
+    pub fn temp_path(path: &Path) -> PathBuf {
+        let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()))
     }
 
     /// The specs still to be written, in order.

@@ -16,8 +16,13 @@ pub struct Tensor {
     storage: Arc<Storage>,
 }
 
+/// The number of elements of `shape`, or `None` when the product overflows `usize`.
+pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 fn check_len(shape: &[usize], got: usize) -> Result<()> {
-    let expected: usize = shape.iter().product();
+    let expected = checked_numel(shape).unwrap_or(usize::MAX);
     if expected != got {
         return Err(TensorError::LengthMismatch { shape: shape.to_vec(), expected, got });
     }
@@ -90,7 +95,8 @@ impl Tensor {
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        // Every constructor checked that the shape's product equals the data length.
+        checked_numel(&self.shape).unwrap_or(usize::MAX)
     }
 
     /// Size of the data in bytes.

@@ -1,3 +1,4 @@
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 //! An exact T5 / T0 tokenizer that reads SentencePiece's `spiece.model` directly, in Rust.
 //!
 //! It gives the ids of HF transformers' `T5TokenizerFast` (what `AutoTokenizer` returns for

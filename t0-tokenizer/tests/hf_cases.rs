@@ -238,3 +238,12 @@ fn from_dir_falls_back_to_tokenizer_json() {
     assert!(msg.contains("spiece.model") && msg.contains("tokenizer.json"), "{msg}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn random_unicode_cases_ids_fast() {
+    let cases = load("cases_random.jsonl");
+    assert_eq!(cases.len(), 1500);
+    let (a, b) = (spiece(), json());
+    all_match(&cases, "ids_fast (spiece.model)", |c| check_ids(&a, c));
+    all_match(&cases, "ids_fast (tokenizer.json)", |c| check_ids(&b, c));
+}

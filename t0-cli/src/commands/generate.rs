@@ -1,49 +1,198 @@
 //! `t0 generate`.
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use t0_model::{GenerateOptions, T5Model};
+use anyhow::{bail, Result};
+use t0_model::{EarlyStopping, GenerationConfig};
 
 /// Options of `t0 generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model directory (config.json + model.safetensors).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: super::model_arg::ModelArg,
+    /// Convert the linear weights at load: f32, bf16 or int8 (weight-only, per-channel scales).
+    /// Default: use them as stored, straight from the memory map.
+    #[arg(long, value_parser = super::parse_dtype)]
+    dtype: Option<t0_model::PackDType>,
+    /// Text prompts (need the model's tokenizer). Each is one input.
+    prompts: Vec<String>,
     /// Input token ids, comma-separated (e.g. 27,7,48,1). Repeat for several inputs.
-    #[arg(long = "input-ids", value_parser = super::parse_ids, required = true)]
+    #[arg(long = "input-ids", value_parser = super::parse_ids)]
     input_ids: Vec<Vec<u32>>,
+    /// A JSONL file of requests (`{"prompt": ..., <options>}` per line); results are printed as
+    /// JSONL in the same order.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Encode text prompts without the trailing `</s>` (as T0's evaluation scripts do).
+    #[arg(long)]
+    no_eos: bool,
+    #[command(flatten)]
+    gen: GenArgs,
+    #[command(flatten)]
+    load: super::load_args::LoadArgs,
+    /// Print one JSON object per sequence: {"token_ids": [...], "token_logprobs": [...], "text": "..."}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Generation options shared by the commands that generate.
+#[derive(Debug, clap::Args)]
+pub struct GenArgs {
     /// Most tokens to generate.
     #[arg(long, default_value_t = 20)]
     max_new_tokens: usize,
     /// `</s>` is not generated before this many tokens.
     #[arg(long, default_value_t = 0)]
     min_new_tokens: usize,
-    /// Print one JSON object per input: {"token_ids": [...], "token_logprobs": [...]}.
+    /// Beam search with this many beams.
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// Sequences returned per input (beam search).
+    #[arg(long, default_value_t = 1)]
+    num_return_sequences: usize,
+    /// Beam scores are divided by length ** length_penalty.
+    #[arg(long, default_value_t = 1.0)]
+    length_penalty: f32,
+    /// Beam search stopping rule: false (HF's default), true or never.
+    #[arg(long, default_value = "false", value_parser = parse_early_stopping)]
+    early_stopping: EarlyStopping,
+    /// Forbid repeating n-grams of this size.
+    #[arg(long, default_value_t = 0)]
+    no_repeat_ngram_size: usize,
+    /// Sample instead of greedy decoding (implied by --temperature, --top-k, --top-p and --seed).
     #[arg(long)]
-    json: bool,
+    do_sample: bool,
+    /// Sampling temperature.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sample among the k most likely tokens (default 50 when sampling; 0 = all).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probability adds up to p.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Seed of the sampler (same seed, same output).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Penalise tokens already generated (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+}
+
+fn parse_early_stopping(s: &str) -> Result<EarlyStopping, String> {
+    match s {
+        "true" => Ok(EarlyStopping::Bool(true)),
+        "false" => Ok(EarlyStopping::Bool(false)),
+        "never" => Ok(EarlyStopping::Never),
+        _ => Err(format!("`{s}` is not true, false or never")),
+    }
+}
+
+impl GenArgs {
+    pub fn config(&self) -> Result<GenerationConfig> {
+        let sampling = self.do_sample
+            || self.temperature.is_some()
+            || self.top_k.is_some()
+            || self.top_p.is_some()
+            || self.seed.is_some();
+        let d = GenerationConfig::default();
+        let cfg = GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            max_length: None,
+            num_beams: self.num_beams,
+            num_return_sequences: self.num_return_sequences,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+            do_sample: sampling,
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_k: self.top_k.unwrap_or(d.top_k),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed.unwrap_or(d.seed),
+        };
+        if cfg.max_new_tokens == 0 {
+            bail!("--max-new-tokens must be at least 1");
+        }
+        cfg.validate().map_err(|e| anyhow::anyhow!("{}", e.to_string().replace('_', "-")).context("invalid option"))?;
+        Ok(cfg)
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.max_new_tokens == 0 {
-        bail!("--max-new-tokens must be at least 1");
+    let cfg = a.gen.config()?;
+    if a.prompts.is_empty() && a.input_ids.is_empty() && a.input.is_none() {
+        bail!("nothing to generate from: give a text PROMPT, --input-ids or --input FILE.jsonl");
     }
     if let Some(i) = a.input_ids.iter().position(Vec::is_empty) {
         bail!("--input-ids number {} is empty: give at least one id (an empty prompt is `1`, i.e. `</s>`)", i + 1);
     }
-    let model = T5Model::from_dir(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-    let opts = GenerateOptions { max_new_tokens: a.max_new_tokens, min_new_tokens: a.min_new_tokens };
-    let out = model.generate(&a.input_ids, &opts)?;
-    for (input, g) in a.input_ids.iter().zip(&out) {
-        if a.json {
-            let v = serde_json::json!({ "token_ids": g.token_ids, "token_logprobs": g.token_logprobs });
-            println!("{v}");
+    let options = a.load.options(a.dtype)?;
+    let t0 = a.model.load(options)?.with_eos(!a.no_eos);
+    super::load_args::warn_unused(t0.model());
+    if let Some(path) = &a.input {
+        let quiet = !crate::ui::show_progress();
+        let failed = super::jobs::run_file(&t0, path, &cfg, false, quiet)?;
+        if failed > 0 {
+            bail!("{failed} line(s) of {} failed (see the error objects in the output)", path.display());
+        }
+        if a.prompts.is_empty() && a.input_ids.is_empty() {
+            return Ok(());
+        }
+    }
+    let mut inputs = Vec::new();
+    for p in &a.prompts {
+        inputs.push(t0.encode(p)?);
+    }
+    inputs.extend(a.input_ids.iter().cloned());
+    let tokenizer = t0.tokenizer().ok();
+
+    // Streaming: one input, no beams, human output: print text as it comes.
+    let stream = !a.json && inputs.len() == 1 && cfg.num_beams == 1;
+    let mut shown = 0usize;
+    let mut so_far: Vec<u32> = Vec::new();
+    let out = t0.model().generate_streaming(&inputs, &cfg, |_, tok| {
+        if !stream {
+            return;
+        }
+        so_far.push(tok);
+        if let Some(tk) = tokenizer {
+            let text = tk.decode(&so_far, true);
+            if text.len() > shown && text.is_char_boundary(shown) {
+                print!("{}", &text[shown..]);
+                let _ = std::io::stdout().flush();
+                shown = text.len();
+            }
+        }
+    })?;
+    if stream {
+        if tokenizer.is_some() {
+            println!();
         } else {
-            let total: f32 = g.token_logprobs.iter().sum();
-            println!("input    {input:?}");
-            println!("output   {:?}", g.token_ids);
-            println!("logprob  {total:.4} over {} tokens", g.token_ids.len());
+            println!("{:?}", out[0][0].token_ids);
+        }
+        return Ok(());
+    }
+    for (input, seqs) in inputs.iter().zip(&out) {
+        for g in seqs {
+            let text = tokenizer.map(|tk| tk.decode(&g.token_ids, true));
+            if a.json {
+                let mut v = serde_json::json!({ "token_ids": g.token_ids, "token_logprobs": g.token_logprobs });
+                if let Some(t) = &text {
+                    v["text"] = t.clone().into();
+                }
+                if let Some(s) = g.score {
+                    v["score"] = s.into();
+                }
+                println!("{v}");
+            } else {
+                match &text {
+                    Some(t) => println!("{t}"),
+                    None => println!("{input:?} -> {:?}", g.token_ids),
+                }
+            }
         }
     }
     Ok(())

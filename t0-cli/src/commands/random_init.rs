@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::{bail, Context, Result};
 use t0_model::random_init::write_random_model;
 use t0_model::T5Config;
 use t0_tensor::DType;
@@ -28,11 +27,15 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let text = std::fs::read_to_string(&a.config).with_context(|| format!("reading {}", a.config.display()))?;
     let config = T5Config::from_json_str(&text, &a.config)?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let need = t0_model::random_init::weights_bytes(&config, a.dtype);
+    if let Some(free) = free_bytes(&a.out) {
+        if need > free {
+            bail!("{}: the weights need {} but the disk has only {} free", a.out.display(), size(need), size(free));
+        }
+    }
+    #[cfg(unix)]
+    cleanup_on_signal::install(&a.out);
+    let bar = crate::ui::bar(0, "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}");
     write_random_model(&config, &text, &a.out, a.seed, a.dtype, |name, done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -41,4 +44,96 @@ pub fn run(a: Args) -> Result<()> {
     bar.finish_and_clear();
     eprintln!("wrote {} ({} parameters, {})", a.out.display(), config.num_parameters(), a.dtype);
     Ok(())
+}
+
+/// Free bytes (for an unprivileged user) on the file system that will hold `path`: that of its
+/// nearest existing ancestor. `None` where unknown.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let abs = std::path::absolute(path).ok()?;
+    let dir = abs.ancestors().find(|p| p.exists())?;
+    statvfs_free(dir)
+}
+
+#[cfg(unix)]
+fn statvfs_free(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` a buffer of the right type; the struct is
+    // read only when the call reports success.
+    let st = unsafe {
+        if libc::statvfs(c.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    // Pseudo file systems (/proc, /sys) report no blocks at all: creating the directory will
+    // give the real error.
+    if st.f_blocks == 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 100_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+/// Ctrl-C (or SIGTERM, SIGHUP) while the weights are written must not leave a multi-GB
+/// temporary file behind: the handler removes it (and the output directory when this run
+/// created it and it is empty), then lets the signal end the process as usual.
+#[cfg(unix)]
+mod cleanup_on_signal {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    /// The temporary weights file, and the output directory if this run creates it.
+    static PATHS: OnceLock<(CString, Option<CString>)> = OnceLock::new();
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        // Only async-signal-safe calls here: unlink, rmdir, signal, raise.
+        if let Some((tmp, dir)) = PATHS.get() {
+            // SAFETY: NUL-terminated paths made before the handler was installed.
+            unsafe {
+                libc::unlink(tmp.as_ptr());
+                if let Some(d) = dir {
+                    libc::rmdir(d.as_ptr());
+                }
+            }
+        }
+        // SAFETY: restore the default action and re-raise, so the exit status says which
+        // signal ended the process.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+
+    pub fn install(out: &Path) {
+        let tmp = t0_tensor::SafeTensorsWriter::temp_path(&out.join("model.safetensors"));
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).ok();
+        let Some(tmp) = c(&tmp) else { return };
+        let dir = if out.exists() { None } else { c(out) };
+        if PATHS.set((tmp, dir)).is_err() {
+            return;
+        }
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: `on_signal` only makes async-signal-safe calls.
+            unsafe {
+                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn statvfs_free(_: &std::path::Path) -> Option<u64> {
+    None
 }

@@ -1,8 +1,8 @@
 //! Matrix multiplication `y = x · Wᵀ` against a linear layer's weight.
 //!
-//! - [`reference`]: the scalar specification.
-//! - [`pack`]: [`PackedWeight`], weights converted once at load into the kernels' panel layout.
-//! - `avx512`, `avx2`, `neon`: per-ISA microkernels behind [`MatmulIsa`]; the drivers below
+//! - `reference`: the scalar specification ([`matmul_reference`]).
+//! - `pack`: [`PackedWeight`], weights converted once at load into the kernels' panel layout.
+//! - `avx512`, `avx2`, `neon`: per-ISA microkernels behind `MatmulIsa`; the drivers below
 //!   (threading, blocking, packing activations) are shared.
 //!
 //! Paths, by weight storage and `m` (rows of `x`):

@@ -25,8 +25,9 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::linebuf::LineBuf;
 use crate::quant::{int8_code, int8_params};
-use crate::scratch::{lines_for, CacheLine};
+use crate::scratch::lines_for;
 use crate::WeightView;
 
 /// Rows per panel.
@@ -52,7 +53,7 @@ pub struct PackedWeight {
     dtype: PackDType,
     rows: usize,
     cols: usize,
-    data: Vec<CacheLine>,
+    data: LineBuf,
     scales: Vec<f32>,
     comp: Vec<i32>,
 }
@@ -96,13 +97,32 @@ impl PackedWeight {
     /// Packs any weight view (f32, bf16, f16, or another packed weight, dequantised first).
     /// Threads over panels.
     pub fn from_view(w: &WeightView<'_>, dtype: PackDType) -> Self {
-        let (rows, cols) = (w.rows(), w.cols());
+        Self::from_stacked(std::slice::from_ref(w), dtype)
+    }
+
+    /// Packs several weights with the same number of columns as one, their rows stacked in
+    /// order: a matmul against the result computes all of them in one pass (e.g. a fused
+    /// q/k/v projection, whose output row is `[q | k | v]`). Panics if `parts` is empty or the
+    /// column counts differ (programming errors).
+    pub fn from_stacked(parts: &[WeightView<'_>], dtype: PackDType) -> Self {
+        assert!(!parts.is_empty(), "from_stacked: no weights");
+        let cols = parts[0].cols();
+        assert!(parts.iter().all(|w| w.cols() == cols), "from_stacked: column counts differ");
+        let rows: usize = parts.iter().map(WeightView::rows).sum();
+        let row_to_f32 = |mut r: usize, out: &mut [f32]| {
+            for w in parts {
+                if r < w.rows() {
+                    return w.row_to_f32(r, out);
+                }
+                r -= w.rows();
+            }
+        };
         let panels = rows.div_ceil(PANEL);
         let kp = padded_cols(dtype, cols);
         let panel_bytes = kp * PANEL * elem_bytes(dtype);
         let panel_lines = lines_for(panel_bytes);
         debug_assert_eq!(panel_lines * 64, panel_bytes);
-        let mut data = vec![CacheLine([0; 64]); panels * panel_lines];
+        let mut data = LineBuf::zeroed(panels * panel_lines);
         let mut scales = vec![0.0f32; if dtype == PackDType::Int8 { panels * PANEL } else { 0 }];
         let mut comp = vec![0i32; scales.len()];
         if panel_lines > 0 {
@@ -114,7 +134,7 @@ impl PackedWeight {
                 let mut q = vec![0i8; cols];
                 let bytes: &mut [u8] = bytemuck::cast_slice_mut(lines);
                 for j in 0..PANEL.min(rows - p * PANEL) {
-                    w.row_to_f32(p * PANEL + j, &mut row);
+                    row_to_f32(p * PANEL + j, &mut row);
                     match dtype {
                         PackDType::F32 => {
                             let dst: &mut [f32] = bytemuck::cast_slice_mut(bytes);
@@ -169,6 +189,15 @@ impl PackedWeight {
     /// Input features.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+
+    /// Bytes a `[rows, cols]` weight takes once packed as `dtype`: what [`PackedWeight::bytes`]
+    /// returns for it (rows padded to whole panels, columns to the pair/quad size, plus int8's
+    /// per-row scale and compensation term). Saturates instead of overflowing.
+    pub fn bytes_for(rows: usize, cols: usize, dtype: PackDType) -> usize {
+        let rows = rows.div_ceil(PANEL).saturating_mul(PANEL);
+        let extra = if dtype == PackDType::Int8 { 8 } else { 0 };
+        rows.saturating_mul(padded_cols(dtype, cols).saturating_mul(elem_bytes(dtype)).saturating_add(extra))
     }
 
     /// Bytes held (panels including padding, scales and compensation terms).

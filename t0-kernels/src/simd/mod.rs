@@ -66,82 +66,115 @@ pub(crate) unsafe trait F32Vec: Copy {
     unsafe fn reduce_max(self) -> f32;
 }
 
-/// Applies `f` to every element of `xs` in place, vector by vector; the tail lanes are loaded
-/// with `fill` (a value `f` is well-defined on) and discarded.
+// The helpers below are macros, not functions taking closures: a closure is compiled as its own
+// function with its *lexical* parent's target features, and the generic op code that would
+// define it has none, so any SIMD inside it would not be inlined. A macro expands in place,
+// inside the `#[target_feature]` function that instantiates the op.
+
+/// `xs[i] = body(v)` vector by vector over a `&mut [f32]`, with `v` bound to each vector (tail
+/// lanes hold `fill`, which `body` must be well-defined on; they are discarded).
 ///
-/// # Safety
-/// `V`'s instruction set must be available (see [`F32Vec`]).
-#[inline(always)]
-pub(crate) unsafe fn map_in_place<V: F32Vec>(xs: &mut [f32], fill: f32, f: impl Fn(V) -> V) {
-    let n = xs.len();
-    let p = xs.as_mut_ptr();
-    let mut i = 0;
-    while i + V::LANES <= n {
-        // SAFETY: `i + LANES <= n`, so the vector lies inside `xs`.
-        f(V::load(p.add(i))).store(p.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        // SAFETY: `n - i < LANES` values remain inside `xs`.
-        f(V::load_tail(p.add(i), n - i, fill)).store_tail(p.add(i), n - i);
-    }
+/// Expands to unsafe code: `V`'s instruction set must be available.
+macro_rules! simd_map {
+    ($V:ty, $xs:expr, $fill:expr, |$v:ident| $body:expr) => {{
+        let xs: &mut [f32] = $xs;
+        let n = xs.len();
+        let p = xs.as_mut_ptr();
+        let mut i = 0;
+        while i + <$V as $crate::simd::F32Vec>::LANES <= n {
+            // SAFETY: the vector lies inside `xs`.
+            let $v = <$V as $crate::simd::F32Vec>::load(p.add(i));
+            let r: $V = $body;
+            r.store(p.add(i));
+            i += <$V as $crate::simd::F32Vec>::LANES;
+        }
+        if i < n {
+            // SAFETY: `n - i < LANES` values remain inside `xs`.
+            let $v = <$V as $crate::simd::F32Vec>::load_tail(p.add(i), n - i, $fill);
+            let r: $V = $body;
+            r.store_tail(p.add(i), n - i);
+        }
+    }};
 }
 
-/// `out[i] = f(a[i], b[i])` over `out.len()` elements (`a` and `b` at least that long).
+/// `a[i] = body(va, vb)` vector by vector over `a: &mut [f32]` and `b: &[f32]` (`b` at least as
+/// long; tail lanes hold 0).
 ///
-/// # Safety
-/// `V`'s instruction set must be available (see [`F32Vec`]).
-#[inline(always)]
-pub(crate) unsafe fn zip_in_place<V: F32Vec>(a: &mut [f32], b: &[f32], f: impl Fn(V, V) -> V) {
-    let n = a.len();
-    assert!(b.len() >= n, "zip_in_place: second operand too short");
-    let (pa, pb) = (a.as_mut_ptr(), b.as_ptr());
-    let mut i = 0;
-    while i + V::LANES <= n {
-        // SAFETY: `i + LANES <= n <= len` for both slices.
-        f(V::load(pa.add(i)), V::load(pb.add(i))).store(pa.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        // SAFETY: `n - i < LANES` values remain inside both slices.
-        let r = n - i;
-        f(V::load_tail(pa.add(i), r, 0.0), V::load_tail(pb.add(i), r, 0.0)).store_tail(pa.add(i), r);
-    }
+/// Expands to unsafe code: `V`'s instruction set must be available.
+macro_rules! simd_zip {
+    ($V:ty, $a:expr, $b:expr, |$va:ident, $vb:ident| $body:expr) => {{
+        let a: &mut [f32] = $a;
+        let b: &[f32] = $b;
+        let n = a.len();
+        assert!(b.len() >= n, "simd_zip: second operand too short");
+        let (pa, pb) = (a.as_mut_ptr(), b.as_ptr());
+        let mut i = 0;
+        while i + <$V as $crate::simd::F32Vec>::LANES <= n {
+            // SAFETY: `i + LANES <= n <= len` for both slices.
+            let $va = <$V as $crate::simd::F32Vec>::load(pa.add(i));
+            let $vb = <$V as $crate::simd::F32Vec>::load(pb.add(i));
+            let r: $V = $body;
+            r.store(pa.add(i));
+            i += <$V as $crate::simd::F32Vec>::LANES;
+        }
+        if i < n {
+            // SAFETY: `n - i < LANES` values remain inside both slices.
+            let $va = <$V as $crate::simd::F32Vec>::load_tail(pa.add(i), n - i, 0.0);
+            let $vb = <$V as $crate::simd::F32Vec>::load_tail(pb.add(i), n - i, 0.0);
+            let r: $V = $body;
+            r.store_tail(pa.add(i), n - i);
+        }
+    }};
 }
 
-/// Reduces `xs` vector by vector: `acc = combine(acc, map(x))`, starting from `init` in every
-/// lane; tail lanes hold `fill`, which `map` must send to a neutral element of `combine`.
-/// Returns the vector accumulator (reduce its lanes with the same operation).
+/// Reduces `xs: &[f32]` to one vector: `acc = combine(acc, map(v))` from `init` in every lane,
+/// two accumulators wide; tail lanes hold `fill`, which `map` must send to a neutral element of
+/// `combine`. Reduce the result's lanes with the same operation.
 ///
-/// # Safety
-/// `V`'s instruction set must be available (see [`F32Vec`]).
-#[inline(always)]
-pub(crate) unsafe fn fold<V: F32Vec>(
-    xs: &[f32],
-    init: f32,
-    fill: f32,
-    map: impl Fn(V) -> V,
-    combine: impl Fn(V, V) -> V,
-) -> V {
-    let n = xs.len();
-    let p = xs.as_ptr();
-    // Two accumulators so the loop is not bound by the latency of `combine`.
-    let (mut a0, mut a1) = (V::splat(init), V::splat(init));
-    let mut i = 0;
-    while i + 2 * V::LANES <= n {
-        // SAFETY: both vectors lie inside `xs`.
-        a0 = combine(a0, map(V::load(p.add(i))));
-        a1 = combine(a1, map(V::load(p.add(i + V::LANES))));
-        i += 2 * V::LANES;
-    }
-    if i + V::LANES <= n {
-        // SAFETY: the vector lies inside `xs`.
-        a0 = combine(a0, map(V::load(p.add(i))));
-        i += V::LANES;
-    }
-    if i < n {
-        // SAFETY: `n - i < LANES` values remain inside `xs`.
-        a1 = combine(a1, map(V::load_tail(p.add(i), n - i, fill)));
-    }
-    combine(a0, a1)
+/// Expands to unsafe code: `V`'s instruction set must be available.
+macro_rules! simd_fold {
+    ($V:ty, $xs:expr, $init:expr, $fill:expr, |$v:ident| $map:expr, |$a:ident, $b:ident| $combine:expr) => {{
+        let xs: &[f32] = $xs;
+        let n = xs.len();
+        let p = xs.as_ptr();
+        let l: usize = <$V as $crate::simd::F32Vec>::LANES;
+        let mut acc0: $V = <$V as $crate::simd::F32Vec>::splat($init);
+        let mut acc1: $V = acc0;
+        let mut i = 0;
+        while i + 2 * l <= n {
+            // SAFETY: both vectors lie inside `xs`.
+            let $v = <$V as $crate::simd::F32Vec>::load(p.add(i));
+            let m0: $V = $map;
+            let $v = <$V as $crate::simd::F32Vec>::load(p.add(i + l));
+            let m1: $V = $map;
+            acc0 = {
+                let ($a, $b) = (acc0, m0);
+                $combine
+            };
+            acc1 = {
+                let ($a, $b) = (acc1, m1);
+                $combine
+            };
+            i += 2 * l;
+        }
+        while i < n {
+            let r = (n - i).min(l);
+            // SAFETY: `r` values remain inside `xs`.
+            let $v = if r == l {
+                <$V as $crate::simd::F32Vec>::load(p.add(i))
+            } else {
+                <$V as $crate::simd::F32Vec>::load_tail(p.add(i), r, $fill)
+            };
+            let m0: $V = $map;
+            acc0 = {
+                let ($a, $b) = (acc0, m0);
+                $combine
+            };
+            i += r;
+        }
+        let ($a, $b) = (acc0, acc1);
+        $combine
+    }};
 }
+
+pub(crate) use {simd_fold, simd_map, simd_zip};

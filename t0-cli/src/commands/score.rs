@@ -1,0 +1,97 @@
+//! `t0 score`: rank classification of answer choices.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use t0_model::T0;
+
+/// Options of `t0 score`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: super::model_arg::ModelArg,
+    /// Convert the linear weights at load: f32, bf16 or int8 (weight-only, per-channel scales).
+    /// Default: use them as stored, straight from the memory map.
+    #[arg(long, value_parser = super::parse_dtype)]
+    dtype: Option<t0_model::PackDType>,
+    /// The prompt (text; or use --input-ids).
+    prompt: Option<String>,
+    /// The prompt as token ids, comma-separated.
+    // A `Vec` of lists (clap reads `Option<Vec<_>>` as several values of one option): given
+    // more than once is an error below.
+    #[arg(long = "input-ids", value_parser = super::parse_ids)]
+    input_ids: Vec<Vec<u32>>,
+    /// An answer choice (text, encoded with `</s>`). Repeat for each choice.
+    #[arg(long = "choice")]
+    choices: Vec<String>,
+    /// An answer choice as token ids (include the final 1 = `</s>` yourself). Repeat.
+    #[arg(long = "choice-ids", value_parser = super::parse_ids)]
+    choice_ids: Vec<Vec<u32>>,
+    /// A JSONL file of requests (`{"prompt": ..., "choices": [...]}` per line); results as JSONL.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Rank by the mean log-prob per token instead of the sum.
+    #[arg(long)]
+    length_normalize: bool,
+    /// Encode the text prompt without the trailing `</s>`.
+    #[arg(long)]
+    no_eos: bool,
+    /// Print {"scores": [...], "best": i}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    load: super::load_args::LoadArgs,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if let Some(path) = &a.input {
+        let t0 = load(&a)?;
+        let quiet = !crate::ui::show_progress();
+        let failed = super::jobs::run_file(&t0, path, &Default::default(), true, quiet)?;
+        if failed > 0 {
+            bail!("{failed} line(s) of {} failed (see the error objects in the output)", path.display());
+        }
+        return Ok(());
+    }
+    if a.choices.is_empty() && a.choice_ids.is_empty() {
+        bail!("no answer choices: give --choice TEXT (or --choice-ids) at least once");
+    }
+    let t0 = load(&a)?;
+    if a.input_ids.len() > 1 {
+        bail!(
+            "--input-ids was given {} times: score one prompt at a time (or use --input FILE.jsonl)",
+            a.input_ids.len()
+        );
+    }
+    let prompt = match (&a.prompt, a.input_ids.first()) {
+        (Some(p), None) => t0.encode(p)?,
+        (None, Some(ids)) => ids.clone(),
+        (Some(_), Some(_)) => bail!("give either a text PROMPT or --input-ids, not both"),
+        (None, None) => bail!("no prompt: give a text PROMPT or --input-ids"),
+    };
+    let mut choices = Vec::new();
+    for c in &a.choices {
+        choices.push(t0.tokenizer()?.encode_with(c, true));
+    }
+    choices.extend(a.choice_ids.iter().cloned());
+    let r = t0.model().classify(&prompt, &choices, a.length_normalize)?;
+    let scores: Vec<f32> = r.choices.iter().map(|c| if a.length_normalize { c.mean } else { c.sum }).collect();
+    if a.json {
+        println!("{}", serde_json::json!({ "scores": scores, "best": r.best }));
+    } else {
+        let names: Vec<String> =
+            a.choices.iter().cloned().chain(a.choice_ids.iter().map(|ids| format!("{ids:?}"))).collect();
+        for (i, (name, s)) in names.iter().zip(&scores).enumerate() {
+            let mark = if i == r.best { "*" } else { " " };
+            println!("{mark} {s:>12.5}  {name}");
+        }
+    }
+    Ok(())
+}
+
+fn load(a: &Args) -> Result<T0> {
+    let options = a.load.options(a.dtype)?;
+    let t0 = a.model.load(options)?.with_eos(!a.no_eos);
+    super::load_args::warn_unused(t0.model());
+    Ok(t0)
+}

@@ -1,0 +1,87 @@
+//! Rank classification (how T0 is evaluated): score each answer choice by the log-probability
+//! the model gives it after the prompt, and pick the best.
+
+use crate::{ModelError, Result, T5Model};
+
+/// The score of one answer choice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChoiceScore {
+    /// Sum of the choice's token log-probs (T0's score; `</s>` included when the choice has it).
+    pub sum: f32,
+    /// `sum / number of tokens` (length-normalised).
+    pub mean: f32,
+    /// Log-prob of each token of the choice.
+    pub token_logprobs: Vec<f32>,
+}
+
+/// Scores of all choices of one prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classification {
+    /// One per choice, in the order given.
+    pub choices: Vec<ChoiceScore>,
+    /// Index of the best choice (highest sum, or highest mean when length-normalised; the first
+    /// of equal ones).
+    pub best: usize,
+}
+
+impl T5Model {
+    /// Score `choices` (token ids, normally ending with `</s>`) as continuations of `prompt`.
+    ///
+    /// The prompt is encoded **once** and its cross-attention K/V computed once; all choices
+    /// are teacher-forced as one batch of decoder rows that read that single cache.
+    ///
+    /// ```
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+    /// # use t0_model::T5Model;
+    /// # let model = T5Model::from_dir("tests/fixtures/models/t0-tiny".as_ref())?;
+    /// let r = model.classify(&[27, 7, 48, 1], &[vec![1465, 1], vec![2841, 1]], false)?;
+    /// println!("best choice: {}", r.best);
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn classify(&self, prompt: &[u32], choices: &[Vec<u32>], length_normalize: bool) -> Result<Classification> {
+        if prompt.is_empty() {
+            return Err(ModelError::InvalidArgument("the prompt is empty (an empty prompt is `</s>`)".into()));
+        }
+        if choices.is_empty() {
+            return Err(ModelError::InvalidArgument("no answer choices to score".into()));
+        }
+        if let Some(i) = choices.iter().position(Vec::is_empty) {
+            return Err(ModelError::InvalidArgument(format!("answer choice {i} has no tokens")));
+        }
+        let c = self.config();
+        let vocab = c.vocab_size;
+        let t = choices.iter().map(Vec::len).max().unwrap_or(1);
+        // Decoder input of row r: start token + choice[..len-1], padded to t.
+        let mut tokens = vec![c.pad_token_id; choices.len() * t];
+        for (r, ch) in choices.iter().enumerate() {
+            tokens[r * t] = c.decoder_start_token_id;
+            tokens[r * t + 1..r * t + ch.len()].copy_from_slice(&ch[..ch.len() - 1]);
+        }
+        for ch in choices {
+            self.check_ids(ch)?;
+        }
+        let enc = self.encode(&[prompt])?;
+        let cross = self.cross_cache(&enc);
+        let mut state = self.decoder_state(cross, vec![0; choices.len()])?;
+        let mut logits = self.decode(&mut state, &tokens, t)?;
+        let mut scores = Vec::with_capacity(choices.len());
+        for (r, ch) in choices.iter().enumerate() {
+            let mut lps = Vec::with_capacity(ch.len());
+            for (i, &tok) in ch.iter().enumerate() {
+                let row = &mut logits[(r * t + i) * vocab..(r * t + i + 1) * vocab];
+                self.kernels().log_softmax(row);
+                lps.push(row[tok as usize]);
+            }
+            let sum: f32 = lps.iter().sum();
+            scores.push(ChoiceScore { sum, mean: sum / ch.len() as f32, token_logprobs: lps });
+        }
+        let key = |s: &ChoiceScore| if length_normalize { s.mean } else { s.sum };
+        let mut best = 0;
+        for (i, s) in scores.iter().enumerate() {
+            if key(s) > key(&scores[best]) {
+                best = i;
+            }
+        }
+        Ok(Classification { choices: scores, best })
+    }
+}

@@ -1,0 +1,67 @@
+//! Shared helpers of the integration tests: reading the HF parity fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use t0_tensor::SafeTensorsFile;
+
+/// `tests/fixtures` of this repository.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// Every fixture model directory (those with an `expected.json`), sorted by name.
+pub fn fixture_models() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures().join("models"))
+        .expect("tests/fixtures/models exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    v.sort();
+    assert!(v.len() >= 4, "expected at least four fixture models, found {}", v.len());
+    v
+}
+
+/// HF's recorded outputs for one fixture model.
+pub struct Expected {
+    pub json: Value,
+    pub arrays: SafeTensorsFile,
+}
+
+impl Expected {
+    pub fn load(dir: &Path) -> Self {
+        let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
+        let json = serde_json::from_str(&text).expect("expected.json is JSON");
+        let arrays = SafeTensorsFile::open(&dir.join("expected.safetensors")).expect("expected.safetensors");
+        Self { json, arrays }
+    }
+
+    pub fn cases(&self) -> &Vec<Value> {
+        self.json["cases"].as_array().expect("cases")
+    }
+
+    /// A recorded f32 array, flattened.
+    pub fn array(&self, name: &str) -> Vec<f32> {
+        self.arrays.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}")).to_f32_vec()
+    }
+}
+
+pub fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float") as f32).collect()
+}
+
+/// Largest absolute difference; panics with context when lengths differ.
+pub fn max_abs_diff(a: &[f32], b: &[f32], what: &str) -> f32 {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    let d = max_abs_diff(a, b, what);
+    assert!(d <= tol, "{what}: max abs diff {d:e} > {tol:e}");
+}

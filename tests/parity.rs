@@ -1,0 +1,189 @@
+//! Parity with HF transformers on the committed fixture models (f32): encoder states, logits of
+//! the first step and of a teacher-forced sequence, greedy ids and log-probabilities, a padded
+//! batch. Tolerance 1e-4 absolute, ids identical.
+
+mod common;
+
+use common::*;
+use t0_model::{GenerationConfig, T5Model};
+
+const TOL: f32 = 1e-4;
+
+fn for_each_model(f: impl Fn(&str, &T5Model, &Expected)) {
+    for dir in fixture_models() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let model = T5Model::from_dir(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let exp = Expected::load(&dir);
+        f(&name, &model, &exp);
+    }
+}
+
+#[test]
+fn encoder_hidden_states() {
+    for_each_model(|name, model, exp| {
+        for (i, case) in exp.cases().iter().enumerate() {
+            let input = ids(&case["input_ids"]);
+            let enc = model.encode(&[&input]).unwrap();
+            let want = exp.array(&format!("case{i}.encoder_hidden"));
+            assert_close(&enc.hidden, &want, TOL, &format!("{name} case {i} encoder"));
+        }
+    });
+}
+
+#[test]
+fn first_step_and_teacher_forced_logits() {
+    for_each_model(|name, model, exp| {
+        let start = model.config().decoder_start_token_id;
+        for (i, case) in exp.cases().iter().enumerate() {
+            let input = ids(&case["input_ids"]);
+            let enc = model.encode(&[&input]).unwrap();
+            let cross = model.cross_cache(&enc);
+
+            let mut state = model.decoder_state(cross.clone(), vec![0]).unwrap();
+            let logits = model.decode(&mut state, &[start], 1).unwrap();
+            assert_close(&logits, &exp.array(&format!("case{i}.first_logits")), TOL, &format!("{name} case {i} first"));
+
+            // The whole teacher-forced sequence in one call, and the same one token at a time.
+            let teacher = ids(&case["teacher"]["decoder_input_ids"]);
+            let want = exp.array(&format!("case{i}.teacher_logits"));
+            let mut state = model.decoder_state(cross.clone(), vec![0]).unwrap();
+            let all = model.decode(&mut state, &teacher, teacher.len()).unwrap();
+            assert_close(&all, &want, TOL, &format!("{name} case {i} teacher (one call)"));
+            let mut state = model.decoder_state(cross, vec![0]).unwrap();
+            let mut stepwise = Vec::new();
+            for &t in &teacher {
+                stepwise.extend(model.decode(&mut state, &[t], 1).unwrap());
+            }
+            assert_close(&stepwise, &want, TOL, &format!("{name} case {i} teacher (stepwise)"));
+        }
+    });
+}
+
+#[test]
+fn greedy_ids_and_logprobs() {
+    for_each_model(|name, model, exp| {
+        for (i, case) in exp.cases().iter().enumerate() {
+            let input = ids(&case["input_ids"]);
+            for key in ["greedy", "greedy_min"] {
+                let g = &case[key];
+                let opts = GenerationConfig {
+                    max_new_tokens: g["max_new_tokens"].as_u64().unwrap() as usize,
+                    min_new_tokens: g["min_new_tokens"].as_u64().unwrap() as usize,
+                    ..Default::default()
+                };
+                let out = model.generate(std::slice::from_ref(&input), &opts).unwrap();
+                let out = &out[0];
+                assert_eq!(out[0].token_ids, ids(&g["token_ids"]), "{name} case {i} {key} ids");
+                assert_close(
+                    &out[0].token_logprobs,
+                    &floats(&g["token_logprobs"]),
+                    TOL,
+                    &format!("{name} case {i} {key}"),
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn padded_batch_matches_hf() {
+    for_each_model(|name, model, exp| {
+        let b = &exp.json["batch"];
+        let rows: Vec<Vec<u32>> = b["input_ids"].as_array().unwrap().iter().map(ids).collect();
+        let mask: Vec<u8> = b["attention_mask"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect::<Vec<_>>())
+            .collect();
+        let flat: Vec<u32> = rows.concat();
+        let enc = model.encode_padded(&flat, &mask, rows.len()).unwrap();
+        let want = exp.array("batch.encoder_hidden");
+        // Compare the real tokens' states; padded positions are compared too, HF computes them
+        // the same way (they attend to the real tokens).
+        assert_close(&enc.hidden, &want, TOL, &format!("{name} batch encoder"));
+        let cross = model.cross_cache(&enc);
+        let mut state = model.decoder_state(cross, (0..rows.len()).collect()).unwrap();
+        let start = vec![model.config().decoder_start_token_id; rows.len()];
+        let logits = model.decode(&mut state, &start, 1).unwrap();
+        assert_close(&logits, &exp.array("batch.first_logits"), TOL, &format!("{name} batch first logits"));
+    });
+}
+
+#[test]
+fn batched_generation_equals_one_by_one() {
+    for_each_model(|name, model, exp| {
+        let inputs: Vec<Vec<u32>> = exp.cases().iter().map(|c| ids(&c["input_ids"])).collect();
+        let opts = GenerationConfig::greedy(12);
+        let batched = model.generate(&inputs, &opts).unwrap();
+        for (i, input) in inputs.iter().enumerate() {
+            let one = model.generate(std::slice::from_ref(input), &opts).unwrap();
+            assert_eq!(batched[i][0].token_ids, one[0][0].token_ids, "{name} input {i}");
+            let what = format!("{name} input {i}");
+            assert_close(&batched[i][0].token_logprobs, &one[0][0].token_logprobs, TOL, &what);
+        }
+    });
+}
+
+#[test]
+fn relative_position_buckets_match_hf() {
+    let text = std::fs::read_to_string(fixtures().join("buckets.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for case in v["cases"].as_array().unwrap() {
+        let bi = case["bidirectional"].as_bool().unwrap();
+        let nb = case["num_buckets"].as_u64().unwrap() as usize;
+        let md = case["max_distance"].as_u64().unwrap() as usize;
+        let min = case["min_relative"].as_i64().unwrap();
+        for (k, want) in case["buckets"].as_array().unwrap().iter().enumerate() {
+            let rel = min + k as i64;
+            let got = t0_kernels::relative_position_bucket(rel, bi, nb, md);
+            assert_eq!(got as u64, want.as_u64().unwrap(), "bidirectional={bi} buckets={nb} max={md} rel={rel}");
+        }
+    }
+}
+
+#[test]
+fn beam_search_matches_hf() {
+    for_each_model(|name, model, exp| {
+        for (i, case) in exp.cases().iter().enumerate() {
+            let input = ids(&case["input_ids"]);
+            let b = &case["beam4"];
+            let cfg = GenerationConfig { max_new_tokens: 12, num_beams: 4, ..Default::default() };
+            let out = model.generate(std::slice::from_ref(&input), &cfg).unwrap();
+            assert_eq!(out[0][0].token_ids, ids(&b["token_ids"]), "{name} case {i} beam4 ids");
+            let score = out[0][0].score.unwrap();
+            let want = b["sequence_score"].as_f64().unwrap() as f32;
+            assert!((score - want).abs() <= TOL, "{name} case {i} beam4 score {score} vs {want}");
+
+            let b = &case["beam4_ret2"];
+            let cfg = GenerationConfig { num_return_sequences: 2, ..cfg };
+            let out = model.generate(std::slice::from_ref(&input), &cfg).unwrap();
+            let want_scores = floats(&b["sequence_scores"]);
+            for (j, want_ids) in b["token_ids"].as_array().unwrap().iter().enumerate() {
+                assert_eq!(out[0][j].token_ids, ids(want_ids), "{name} case {i} beam4 ret {j} ids");
+                let s = out[0][j].score.unwrap();
+                assert!((s - want_scores[j]).abs() <= TOL, "{name} case {i} ret {j} score {s} vs {}", want_scores[j]);
+            }
+        }
+    });
+}
+
+#[test]
+fn choice_scores_match_hf_with_one_encoder_pass() {
+    for_each_model(|name, model, exp| {
+        for (i, case) in exp.cases().iter().enumerate() {
+            let input = ids(&case["input_ids"]);
+            let ch = &case["choices"];
+            let choices: Vec<Vec<u32>> = ch["choices"].as_array().unwrap().iter().map(ids).collect();
+            let before = model.encoder_passes();
+            let r = model.classify(&input, &choices, false).unwrap();
+            assert_eq!(model.encoder_passes() - before, 1, "{name}: one encoder pass for all choices");
+            let sums: Vec<f32> = r.choices.iter().map(|c| c.sum).collect();
+            let means: Vec<f32> = r.choices.iter().map(|c| c.mean).collect();
+            assert_close(&sums, &floats(&ch["scores"]), TOL, &format!("{name} case {i} choice scores"));
+            assert_close(&means, &floats(&ch["length_normalized"]), TOL, &format!("{name} case {i} normalized"));
+            let best = (0..sums.len()).fold(0, |b, j| if sums[j] > sums[b] { j } else { b });
+            assert_eq!(r.best, best);
+        }
+    });
+}

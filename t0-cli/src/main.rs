@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(unix)]
+mod cleanup_on_signal;
 mod commands;
 mod ui;
 
@@ -36,6 +38,9 @@ enum Command {
     Bench(commands::bench::Args),
     /// Write a model directory with random weights of a config's exact shapes.
     RandomInit(commands::random_init::Args),
+    /// Convert a model's weights to f32, bf16 or int8 once and write the packed result as a new
+    /// model directory, which loads with no conversion and is read in place from the map.
+    Convert(commands::convert::Args),
     /// Serve the model over HTTP (POST /generate, POST /score, GET /health, GET /metrics).
     Serve(commands::serve::Args),
 }
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Score(a) => commands::score::run(a),
         Command::Tokenize(a) => commands::tokenize::run(a),
         Command::RandomInit(a) => commands::random_init::run(a),
+        Command::Convert(a) => commands::convert::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Serve(a) => commands::serve::run(a),

@@ -134,6 +134,10 @@ pub struct ModelInfo {
     pub generation_config: bool,
     /// Tensors missing or of the wrong shape: a model that would not load (empty if fine).
     pub problems: Vec<String>,
+    /// The dtype (`f32`, `bf16`, `int8`) the linear weights were packed to by `t0 convert`
+    /// ([`crate::convert`]), or `None` for an ordinary checkpoint. A converted model loads only
+    /// as stored, so [`ModelInfo::memory`] then has the one entry.
+    pub packed: Option<String>,
 }
 
 /// Bytes of a `[rows, cols]` weight packed as `dtype` (the layout of [`t0_kernels::PackedWeight`]).
@@ -235,10 +239,20 @@ impl ModelInfo {
         }
 
         // Each tensor the loader reads, with its role, stored dtype and packing group.
+        let packed = w.packed_dtype()?;
         let mut problems = Vec::new();
         let mut held: Vec<Held> = Vec::new();
+        // Converted files: the packed groups' (rows, cols), checked after the loop.
+        let mut packed_groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for spec in tensor_specs(&c, DType::F32) {
             let name = spec.spec.name.as_str();
+            let shape = &spec.spec.shape;
+            if let (Some(_), Role::Linear | Role::LmHead) = (packed, role(name, shape)) {
+                let key = pack_group(name);
+                let key = key.strip_suffix(".weight").unwrap_or(&key).to_string();
+                packed_groups.entry(key).or_insert((0, shape[1])).0 += shape[0];
+                continue;
+            }
             let candidates: &[&str] = if name == "shared.weight" {
                 &["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]
             } else {
@@ -255,9 +269,29 @@ impl ModelInfo {
             }
             held.push(Held { role: role(name, &shape), group: pack_group(name), shape, stored: dtype });
         }
+        if let Some(pd) = packed {
+            if c.tie_word_embeddings {
+                packed_groups.insert("lm_head".into(), (c.vocab_size, c.d_model));
+            }
+            for (key, &(rows, cols)) in &packed_groups {
+                let name = crate::weights::panels_name(key);
+                let want = t0_kernels::PackedWeight::layout(rows, cols, pd).to_vec();
+                match w.file_of(&name).and_then(|f| Ok(f.info(&name)?)) {
+                    Err(_) => problems.push(format!("missing tensor `{name}`")),
+                    Ok((shape, _)) if shape != want => {
+                        problems.push(format!("tensor `{name}` has shape {shape:?}, the config needs {want:?}"))
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
 
         let mut memory = Vec::new();
-        for dt in [None, Some(PackDType::F32), Some(PackDType::Bf16), Some(PackDType::Int8)] {
+        let dtypes: &[Option<PackDType>] = match packed {
+            Some(_) => &[None],
+            None => &[None, Some(PackDType::F32), Some(PackDType::Bf16), Some(PackDType::Int8)],
+        };
+        for &dt in dtypes {
             let mut m = MemoryEstimate {
                 dtype: dt.map_or("as stored".to_string(), |d| format!("{d:?}").to_lowercase()),
                 linear_bytes: 0,
@@ -290,6 +324,16 @@ impl ModelInfo {
             }
             if let Some(d) = dt {
                 m.linear_bytes = groups.values().map(|&(rows, cols)| packed_bytes(rows, cols, d)).sum();
+            }
+            if let Some(pd) = packed {
+                for (key, &(rows, cols)) in &packed_groups {
+                    let bytes = packed_bytes(rows, cols, pd);
+                    if key == "lm_head" {
+                        m.lm_head_bytes += bytes;
+                    } else {
+                        m.linear_bytes += bytes;
+                    }
+                }
             }
             m.total_bytes = m.linear_bytes + m.embedding_bytes + m.lm_head_bytes + m.small_bytes;
             memory.push(m);
@@ -325,6 +369,7 @@ impl ModelInfo {
             tokenizer,
             generation_config: dir.join("generation_config.json").is_file(),
             problems,
+            packed: packed.map(|d| crate::weights::dtype_name(d).to_string()),
         })
     }
 }

@@ -41,6 +41,7 @@ pub mod beam;
 pub mod builder;
 pub mod cache;
 pub mod config;
+pub mod convert;
 pub mod decoder;
 pub mod encoder;
 mod error;

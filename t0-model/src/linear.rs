@@ -43,6 +43,19 @@ impl Linear {
         Self { rows: p.rows(), cols: p.cols(), storage: Storage::Packed(Arc::new(p)) }
     }
 
+    /// Wrap a weight packed elsewhere (read back from a converted file).
+    pub(crate) fn from_packed(p: PackedWeight) -> Self {
+        Self { rows: p.rows(), cols: p.cols(), storage: Storage::Packed(Arc::new(p)) }
+    }
+
+    /// The packed weight, when the layer holds one.
+    pub(crate) fn packed_weight(&self) -> Option<&PackedWeight> {
+        match &self.storage {
+            Storage::Packed(p) => Some(p),
+            Storage::Raw(_) => None,
+        }
+    }
+
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.rows
@@ -85,6 +98,7 @@ impl Linear {
     pub fn describe(&self) -> String {
         match &self.storage {
             Storage::Raw(t) => t.dtype().to_string(),
+            Storage::Packed(p) if p.is_shared() => format!("{:?} packed, mapped", p.dtype()).to_lowercase(),
             Storage::Packed(p) => format!("{:?} packed", p.dtype()).to_lowercase(),
         }
     }

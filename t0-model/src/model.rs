@@ -81,9 +81,9 @@ pub struct T5Model {
     dir: PathBuf,
     kernels: &'static dyn Kernels,
     shared: Linear,
-    lm_head: Linear,
-    encoder: Encoder,
-    decoder: Decoder,
+    pub(crate) lm_head: Linear,
+    pub(crate) encoder: Encoder,
+    pub(crate) decoder: Decoder,
     encoder_passes: AtomicUsize,
     max_input_tokens: usize,
     unused_tensors: Vec<String>,
@@ -146,6 +146,16 @@ impl T5Model {
     /// # Ok::<(), t0_model::ModelError>(())
     /// ```
     pub fn load_with_progress(dir: &Path, options: LoadOptions, progress: &dyn Fn(&str, usize, usize)) -> Result<Self> {
+        Ok(Self::load_with_files(dir, options, progress)?.0)
+    }
+
+    /// As [`T5Model::load_with_progress`], also returning the opened weight files (for
+    /// [`crate::convert`], which copies the tensors the model used).
+    pub(crate) fn load_with_files(
+        dir: &Path,
+        options: LoadOptions,
+        progress: &dyn Fn(&str, usize, usize),
+    ) -> Result<(Self, WeightFiles)> {
         if !dir.is_dir() {
             let what = if dir.exists() {
                 "is not a directory (a model is a directory holding config.json and model.safetensors)"
@@ -160,13 +170,15 @@ impl T5Model {
         }
         let config = T5Config::from_file(&config_path)?;
         let paths = crate::weights::weight_paths(dir)?;
+        let files = WeightFiles::open(dir)?;
         if options.check_memory {
             if let Some(mem) = crate::memory::MemInfo::current() {
-                let est = crate::memory::estimate(&config, options.dtype, crate::memory::file_bytes(&paths));
+                // Weights `t0 convert` packed are used in place from the map, like raw ones.
+                let dtype = if files.packed_dtype()?.is_some() { None } else { options.dtype };
+                let est = crate::memory::estimate(&config, dtype, crate::memory::file_bytes(&paths));
                 crate::memory::check(&est, &mem, dir)?;
             }
         }
-        let files = WeightFiles::open(dir)?;
         let mut model = Self::from_weights(config, &files, dir, options, progress)?;
         // Checkpoints often hold copies of the tied embedding under these names.
         let mut ignore = vec!["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"];
@@ -181,7 +193,7 @@ impl T5Model {
                 model.unused_tensors.len()
             );
         }
-        Ok(model)
+        Ok((model, files))
     }
 
     fn from_weights(
@@ -198,6 +210,33 @@ impl T5Model {
             + c.num_decoder_layers * (8 + ffn_tensors)
             + usize::from(!c.tie_word_embeddings);
         let done = std::cell::Cell::new(0usize);
+        let tick = |name: &str| {
+            done.set(done.get() + 1);
+            progress(name, done.get(), total);
+        };
+        // A model written by `t0 convert`: its linear weights are packed already.
+        let file_dtype = w.packed_dtype()?;
+        if let (Some(stored), Some(wanted)) = (file_dtype, options.dtype) {
+            if stored != wanted {
+                return Err(ModelError::InvalidArgument(format!(
+                    "{dir}: the weights were converted to {stored} by `t0 convert`; load them as {stored} (or \
+                     with no dtype), or convert the original checkpoint to {wanted}",
+                    dir = dir.display(),
+                    stored = crate::weights::dtype_name(stored),
+                    wanted = crate::weights::dtype_name(wanted)
+                )));
+            }
+        }
+        let dtype = file_dtype.or(options.dtype);
+        // The packed weight `key` of a converted file, standing for the `parts` HF tensors.
+        let from_file = |key: &str, rows: usize, cols: usize, parts: usize| -> Result<Option<Linear>> {
+            let Some(fd) = file_dtype else { return Ok(None) };
+            let linear = Linear::from_packed(w.packed(key, rows, cols, fd)?);
+            for _ in 0..parts {
+                tick(key);
+            }
+            Ok(Some(linear))
+        };
         let shared = Linear::new(
             w.first_of(&["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"], &[vocab, d])?,
         );
@@ -210,11 +249,12 @@ impl T5Model {
                     packed
                 }
             };
-            done.set(done.get() + 1);
-            progress(name, done.get(), total);
+            tick(name);
             Ok(out)
         };
-        let lm_head = if c.tie_word_embeddings {
+        let lm_head = if let Some(l) = from_file("lm_head", vocab, d, usize::from(!c.tie_word_embeddings))? {
+            l
+        } else if c.tie_word_embeddings {
             match options.dtype {
                 None => shared.clone(),
                 Some(dt) => Linear::packed(&shared.view(), dt),
@@ -223,18 +263,25 @@ impl T5Model {
             convert("lm_head.weight", Linear::new(w.get("lm_head.weight", &[vocab, d])?))?
         };
         let linear = |name: String, rows: usize, cols: usize| -> Result<Linear> {
-            convert(&name, Linear::new(w.get(&name, &[rows, cols])?))
+            let key = name.strip_suffix(".weight").unwrap_or(&name);
+            match from_file(key, rows, cols, 1)? {
+                Some(l) => Ok(l),
+                None => convert(&name, Linear::new(w.get(&name, &[rows, cols])?)),
+            }
         };
-        // Weights read by one matmul when packing: stacked by rows, sources released after.
-        let stacked = |names: &[String], rows: usize, dt: PackDType| -> Result<Linear> {
+        // Weights read by one matmul when packing (stored under `key` once converted): stacked
+        // by rows, sources released after.
+        let stacked = |key: &str, names: &[String], rows: usize, dt: PackDType| -> Result<Linear> {
+            if let Some(l) = from_file(key, rows * names.len(), d, names.len())? {
+                return Ok(l);
+            }
             let raw: Vec<Linear> =
                 names.iter().map(|n| Ok(Linear::new(w.get(n, &[rows, d])?))).collect::<Result<_>>()?;
             let views: Vec<_> = raw.iter().map(Linear::view).collect();
             let fused = Linear::packed_stacked(&views, dt);
             for n in names {
                 w.file_of(n)?.release(n);
-                done.set(done.get() + 1);
-                progress(n, done.get(), total);
+                tick(n);
             }
             Ok(fused)
         };
@@ -248,8 +295,8 @@ impl T5Model {
         };
         let self_attention = |p: &str| -> Result<SelfAttention> {
             let names = ["q", "k", "v"].map(|x| format!("{p}.{x}.weight"));
-            let qkv = match options.dtype {
-                Some(dt) => Qkv::Fused(stacked(&names, inner, dt)?),
+            let qkv = match dtype {
+                Some(dt) => Qkv::Fused(stacked(&format!("{p}.qkv"), &names, inner, dt)?),
                 None => Qkv::Separate([
                     linear(names[0].clone(), inner, d)?,
                     linear(names[1].clone(), inner, d)?,
@@ -261,8 +308,8 @@ impl T5Model {
         let feed_forward = |p: &str| -> Result<FeedForward> {
             let wi = if c.feed_forward.gated {
                 let names = [format!("{p}.wi_0.weight"), format!("{p}.wi_1.weight")];
-                match options.dtype {
-                    Some(dt) => Wi::GatedFused(stacked(&names, ff, dt)?),
+                match dtype {
+                    Some(dt) => Wi::GatedFused(stacked(&format!("{p}.wi"), &names, ff, dt)?),
                     None => Wi::Gated { gate: linear(names[0].clone(), ff, d)?, up: linear(names[1].clone(), ff, d)? },
                 }
             } else {

@@ -5,6 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
+use t0_kernels::{PackDType, PackedWeight, SharedPanels};
 use t0_tensor::{DType, SafeTensorsFile, Tensor};
 
 use crate::{ModelError, Result};
@@ -128,6 +131,124 @@ impl WeightFiles {
             Some(n) => self.get(n, shape),
             None => Err(ModelError::MissingTensor { dir: self.dir.clone(), name: names.join("` or `") }),
         }
+    }
+}
+
+/// `__metadata__["format"]` of a file written by `t0 convert` (see [`crate::convert`]).
+pub const PACKED_FORMAT: &str = "t0-packed";
+/// `__metadata__` key holding the packed dtype (`f32`, `bf16` or `int8`).
+pub const PACKED_DTYPE_KEY: &str = "t0.packed_dtype";
+/// `__metadata__` key holding the packed layout's version.
+pub const PACKED_VERSION_KEY: &str = "t0.packed_version";
+/// The packed layout version this build writes and reads.
+pub const PACKED_VERSION: &str = "1";
+
+/// Name of the tensor holding the panels of the packed linear `key` (e.g.
+/// `encoder.block.0.layer.0.SelfAttention.qkv`).
+pub fn panels_name(key: &str) -> String {
+    format!("{key}.t0_panels")
+}
+
+/// Name of the tensor holding the int8 scales of the packed linear `key`.
+pub fn scales_name(key: &str) -> String {
+    format!("{key}.t0_scales")
+}
+
+/// The name `t0 convert` writes and `--dtype` takes for a packed dtype.
+pub fn dtype_name(d: PackDType) -> &'static str {
+    match d {
+        PackDType::F32 => "f32",
+        PackDType::Bf16 => "bf16",
+        PackDType::Int8 => "int8",
+    }
+}
+
+/// The safetensors element type a packed dtype's panels are stored as.
+pub fn panel_tensor_dtype(d: PackDType) -> DType {
+    match d {
+        PackDType::F32 => DType::F32,
+        PackDType::Bf16 => DType::BF16,
+        PackDType::Int8 => DType::I8,
+    }
+}
+
+/// A mapped tensor as the panels of a [`PackedWeight`]: read in place, kept alive by the map.
+struct MappedPanels(Tensor);
+
+impl SharedPanels for MappedPanels {
+    fn panel_bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+impl WeightFiles {
+    /// The dtype the linear weights were packed to by `t0 convert`, or `None` for an ordinary
+    /// checkpoint. A file marked as packed with an unknown dtype or layout version is an error.
+    pub fn packed_dtype(&self) -> Result<Option<PackDType>> {
+        let Some(f) = self.files.first() else { return Ok(None) };
+        let meta = f.metadata();
+        if meta.get("format").map(String::as_str) != Some(PACKED_FORMAT) {
+            return Ok(None);
+        }
+        let bad = |key: &str, reason: String| ModelError::Config {
+            path: f.path().to_path_buf(),
+            key: format!("__metadata__.{key}"),
+            reason,
+        };
+        match meta.get(PACKED_VERSION_KEY).map(String::as_str) {
+            Some(PACKED_VERSION) => {}
+            v => {
+                return Err(bad(
+                    PACKED_VERSION_KEY,
+                    format!("packed layout version {v:?}; this build reads version {PACKED_VERSION}: convert the original model again"),
+                ))
+            }
+        }
+        match meta.get(PACKED_DTYPE_KEY).map(String::as_str) {
+            Some("f32") => Ok(Some(PackDType::F32)),
+            Some("bf16") => Ok(Some(PackDType::Bf16)),
+            Some("int8") => Ok(Some(PackDType::Int8)),
+            v => Err(bad(PACKED_DTYPE_KEY, format!("{v:?} is not a packed dtype (f32, bf16 or int8)"))),
+        }
+    }
+
+    /// The linear weight `key` (`[rows, cols]` before packing) as `t0 convert` stored it:
+    /// panels used in place from the map, int8 scales copied. Shapes and dtypes are checked.
+    pub fn packed(&self, key: &str, rows: usize, cols: usize, dtype: PackDType) -> Result<PackedWeight> {
+        let name = panels_name(key);
+        let file = self.file_of(&name)?;
+        let path = || file.path().to_path_buf();
+        let (found, found_dtype) = file.info(&name)?;
+        let expected = PackedWeight::layout(rows, cols, dtype).to_vec();
+        if found != expected {
+            return Err(ModelError::Shape { file: path(), name, expected, found });
+        }
+        let want_dtype = panel_tensor_dtype(dtype);
+        if found_dtype != want_dtype {
+            return Err(ModelError::InvalidArgument(format!(
+                "{}: tensor `{name}` has dtype {found_dtype}; {} panels are {want_dtype}",
+                path().display(),
+                dtype_name(dtype)
+            )));
+        }
+        let panels = file.tensor(&name)?;
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone());
+        let scales = if dtype == PackDType::Int8 {
+            let sname = scales_name(key);
+            let n = rows.div_ceil(t0_kernels::matmul::PANEL) * t0_kernels::matmul::PANEL;
+            self.get_f32(&sname, &[n])?
+        } else {
+            Vec::new()
+        };
+        PackedWeight::from_parts(dtype, rows, cols, Arc::new(MappedPanels(panels)), scales, Vec::new())
+            .map_err(|e| ModelError::InvalidArgument(format!("{}: packed weight `{key}`: {e}", path().display())))
+    }
+
+    /// Names handed out so far (by [`WeightFiles::get`] and [`WeightFiles::packed`]), sorted.
+    pub fn used(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.used.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        v.sort();
+        v
     }
 }
 

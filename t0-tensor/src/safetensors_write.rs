@@ -83,7 +83,9 @@ impl SafeTensorsWriter {
         }
         let mut json = serde_json::to_vec(&serde_json::Value::Object(header))
             .map_err(|e| TensorError::Write { path: path.into(), reason: e.to_string() })?;
-        while json.len() % 8 != 0 {
+        // Pad the header with spaces (as the format allows) so the data starts 64-byte aligned:
+        // mapped tensors then start on a cache line when their offsets are multiples of 64.
+        while (8 + json.len()) % 64 != 0 {
             json.push(b' ');
         }
         let tmp = Self::temp_path(path);

@@ -62,6 +62,9 @@ pub fn run(a: Args) -> Result<()> {
     println!("parameters       {} ({})", count(info.parameters), info.parameters);
     let files: Vec<String> = info.files.iter().map(|f| format!("{} ({})", f.name, size(f.bytes as usize))).collect();
     println!("weight files     {}{}", files.join(", "), if info.sharded { " [sharded]" } else { "" });
+    if let Some(d) = &info.packed {
+        println!("converted        linear weights packed as {d} by `t0 convert` (loads as stored, read in place)");
+    }
     for d in &info.stored_dtypes {
         println!("stored {:<9} {} tensors, {} parameters, {}", d.dtype, d.tensors, count(d.parameters), size(d.bytes));
     }

@@ -34,7 +34,10 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     #[cfg(unix)]
-    cleanup_on_signal::install(&a.out);
+    {
+        let tmp = t0_tensor::SafeTensorsWriter::temp_path(&a.out.join("model.safetensors"));
+        crate::cleanup_on_signal::install(&tmp, (!a.out.exists()).then_some(a.out.as_path()));
+    }
     let bar = crate::ui::bar(0, "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}");
     write_random_model(&config, &text, &a.out, a.seed, a.dtype, |name, done, total| {
         bar.set_length(total as u64);
@@ -81,55 +84,6 @@ fn size(bytes: u64) -> String {
         format!("{:.1} GB", bytes as f64 / 1e9)
     } else {
         format!("{:.1} MB", bytes as f64 / 1e6)
-    }
-}
-
-/// Ctrl-C (or SIGTERM, SIGHUP) while the weights are written must not leave a multi-GB
-/// temporary file behind: the handler removes it (and the output directory when this run
-/// created it and it is empty), then lets the signal end the process as usual.
-#[cfg(unix)]
-mod cleanup_on_signal {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::Path;
-    use std::sync::OnceLock;
-
-    /// The temporary weights file, and the output directory if this run creates it.
-    static PATHS: OnceLock<(CString, Option<CString>)> = OnceLock::new();
-
-    extern "C" fn on_signal(sig: libc::c_int) {
-        // Only async-signal-safe calls here: unlink, rmdir, signal, raise.
-        if let Some((tmp, dir)) = PATHS.get() {
-            // SAFETY: NUL-terminated paths made before the handler was installed.
-            unsafe {
-                libc::unlink(tmp.as_ptr());
-                if let Some(d) = dir {
-                    libc::rmdir(d.as_ptr());
-                }
-            }
-        }
-        // SAFETY: restore the default action and re-raise, so the exit status says which
-        // signal ended the process.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-            libc::raise(sig);
-        }
-    }
-
-    pub fn install(out: &Path) {
-        let tmp = t0_tensor::SafeTensorsWriter::temp_path(&out.join("model.safetensors"));
-        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).ok();
-        let Some(tmp) = c(&tmp) else { return };
-        let dir = if out.exists() { None } else { c(out) };
-        if PATHS.set((tmp, dir)).is_err() {
-            return;
-        }
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: `on_signal` only makes async-signal-safe calls.
-            unsafe {
-                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-            }
-        }
     }
 }
 

@@ -31,7 +31,7 @@ use std::ops::Range;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-pub use pack::{PackDType, PackedWeight, PANEL};
+pub use pack::{PackDType, PackError, PackedWeight, SharedPanels, PANEL};
 pub use reference::matmul_reference;
 
 use crate::scratch::{with_f32_scratch, with_scratch};

@@ -22,6 +22,8 @@
 //! and GEMM (M > 8: `kc`-slices of a panel are already the packed B-operand; bf16 is widened
 //! per slice into L1-resident scratch, int8 runs integer tiles).
 
+use std::sync::Arc;
+
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -46,6 +48,31 @@ pub enum PackDType {
     Int8,
 }
 
+/// Panel bytes that something else owns and keeps alive, such as the memory map of a converted
+/// model file (see [`PackedWeight::from_parts`]).
+pub trait SharedPanels: Send + Sync {
+    /// The bytes: every panel, in order, laid out as the module docs say.
+    fn panel_bytes(&self) -> &[u8];
+}
+
+/// Where a packed weight's panels live.
+#[derive(Clone)]
+enum Panels {
+    /// Packed here (2 MiB pages where the OS gives them).
+    Owned(LineBuf),
+    /// Read in place from someone else's bytes (64-byte aligned, checked).
+    Shared(Arc<dyn SharedPanels>),
+}
+
+impl Panels {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Panels::Owned(lines) => bytemuck::cast_slice(lines),
+            Panels::Shared(s) => s.panel_bytes(),
+        }
+    }
+}
+
 /// A linear layer's weight, converted once into the kernels' panel layout (see the module docs).
 /// Hand it to [`crate::Kernels::matmul`] through [`PackedWeight::view`].
 #[derive(Clone)]
@@ -53,10 +80,22 @@ pub struct PackedWeight {
     dtype: PackDType,
     rows: usize,
     cols: usize,
-    data: LineBuf,
+    data: Panels,
     scales: Vec<f32>,
     comp: Vec<i32>,
 }
+
+/// Why [`PackedWeight::from_parts`] refused its parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackError(pub String);
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PackError {}
 
 impl std::fmt::Debug for PackedWeight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,7 +207,100 @@ impl PackedWeight {
                 }
             });
         }
-        PackedWeight { dtype, rows, cols, data, scales, comp }
+        PackedWeight { dtype, rows, cols, data: Panels::Owned(data), scales, comp }
+    }
+
+    /// A packed weight from parts another [`PackedWeight`] gave out ([`PackedWeight::panel_data`],
+    /// [`PackedWeight::scales`], [`PackedWeight::compensation`]), e.g. read back from a converted
+    /// model file. The panels are used in place when they are 64-byte aligned and copied
+    /// otherwise. Sizes are checked against `rows`, `cols` and `dtype` ([`PackedWeight::layout`]);
+    /// the int8 compensation terms are recomputed from the codes when `comp` is empty.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use t0_kernels::{PackDType, PackedWeight, SharedPanels};
+    /// struct Bytes(Vec<u8>);
+    /// impl SharedPanels for Bytes {
+    ///     fn panel_bytes(&self) -> &[u8] { &self.0 }
+    /// }
+    /// let w = PackedWeight::from_f32(&[1.0, -2.0, 3.0, 0.5, 4.0, -1.0], 2, 3, PackDType::Int8);
+    /// let bytes = Arc::new(Bytes(w.panel_data().to_vec()));
+    /// let back = PackedWeight::from_parts(PackDType::Int8, 2, 3, bytes, w.scales().to_vec(), Vec::new())?;
+    /// assert_eq!(back.panel_data(), w.panel_data());
+    /// assert_eq!(back.compensation(), w.compensation());
+    /// # Ok::<(), t0_kernels::PackError>(())
+    /// ```
+    pub fn from_parts(
+        dtype: PackDType,
+        rows: usize,
+        cols: usize,
+        panels: Arc<dyn SharedPanels>,
+        scales: Vec<f32>,
+        comp: Vec<i32>,
+    ) -> Result<Self, PackError> {
+        let want = Self::bytes_for(rows, cols, dtype);
+        let bytes = panels.panel_bytes();
+        let n_scales = if dtype == PackDType::Int8 { rows.div_ceil(PANEL).saturating_mul(PANEL) } else { 0 };
+        let panel_len = want.saturating_sub(n_scales.saturating_mul(8));
+        if bytes.len() != panel_len {
+            return Err(PackError(format!(
+                "{dtype:?} panels of a [{rows}, {cols}] weight take {panel_len} bytes, not {}",
+                bytes.len()
+            )));
+        }
+        if scales.len() != n_scales {
+            return Err(PackError(format!("{} scales given, {n_scales} expected", scales.len())));
+        }
+        if !(comp.is_empty() || comp.len() == n_scales) {
+            return Err(PackError(format!("{} compensation terms given, {n_scales} expected", comp.len())));
+        }
+        if let Some(bad) = scales.iter().find(|s| !s.is_finite()) {
+            return Err(PackError(format!("int8 scale {bad} is not finite")));
+        }
+        let data = if (bytes.as_ptr() as usize).is_multiple_of(64) {
+            Panels::Shared(panels)
+        } else {
+            let mut lines = LineBuf::zeroed(bytes.len() / 64);
+            bytemuck::cast_slice_mut::<_, u8>(&mut lines).copy_from_slice(bytes);
+            Panels::Owned(lines)
+        };
+        let mut w = PackedWeight { dtype, rows, cols, data, scales, comp };
+        if dtype == PackDType::Int8 && w.comp.is_empty() {
+            let mut q = vec![0i8; cols];
+            w.comp = (0..n_scales)
+                .map(|r| {
+                    if r >= rows {
+                        return 0;
+                    }
+                    w.row_codes(r, &mut q);
+                    128 * q.iter().map(|&x| x as i32).sum::<i32>()
+                })
+                .collect();
+        }
+        Ok(w)
+    }
+
+    /// The shape [`PackedWeight::panel_data`] has when stored as a tensor of `dtype`'s element
+    /// type: `[panels, padded cols / g, 32·g]` with `g` = 1 (f32), 2 (bf16 pairs) or 4 (int8
+    /// quads); its product is the panel bytes divided by the element size.
+    pub fn layout(rows: usize, cols: usize, dtype: PackDType) -> [usize; 3] {
+        let g = match dtype {
+            PackDType::F32 => 1,
+            PackDType::Bf16 => 2,
+            PackDType::Int8 => 4,
+        };
+        [rows.div_ceil(PANEL), padded_cols(dtype, cols) / g, PANEL * g]
+    }
+
+    /// Every panel's bytes, in order (what [`PackedWeight::from_parts`] takes back).
+    pub fn panel_data(&self) -> &[u8] {
+        self.data.bytes()
+    }
+
+    /// True when the panels are read in place from shared bytes (a mapped file) rather than
+    /// packed into memory of their own.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.data, Panels::Shared(_))
     }
 
     /// A view to pass to [`crate::Kernels::matmul`] or [`crate::Kernels::embedding`].
@@ -202,7 +334,7 @@ impl PackedWeight {
 
     /// Bytes held (panels including padding, scales and compensation terms).
     pub fn bytes(&self) -> usize {
-        self.data.len() * 64 + self.scales.len() * 4 + self.comp.len() * 4
+        self.data.bytes().len() + self.scales.len() * 4 + self.comp.len() * 4
     }
 
     /// Number of panels.
@@ -223,16 +355,16 @@ impl PackedWeight {
     /// Raw bytes of panel `p` (64-byte aligned).
     pub(crate) fn panel(&self, p: usize) -> &[u8] {
         let b = self.panel_bytes();
-        &bytemuck::cast_slice(&self.data)[p * b..(p + 1) * b]
+        &self.data.bytes()[p * b..(p + 1) * b]
     }
 
     /// Per-row scales (Int8; padded to whole panels), empty otherwise.
-    pub(crate) fn scales(&self) -> &[f32] {
+    pub fn scales(&self) -> &[f32] {
         &self.scales
     }
 
     /// Per-row `128 · Σ q` (Int8; padded to whole panels), empty otherwise.
-    pub(crate) fn compensation(&self) -> &[i32] {
+    pub fn compensation(&self) -> &[i32] {
         &self.comp
     }
 

@@ -213,8 +213,16 @@ impl WeightFiles {
     }
 
     /// The linear weight `key` (`[rows, cols]` before packing) as `t0 convert` stored it:
-    /// panels used in place from the map, int8 scales copied. Shapes and dtypes are checked.
-    pub fn packed(&self, key: &str, rows: usize, cols: usize, dtype: PackDType) -> Result<PackedWeight> {
+    /// panels used in place from the map (`in_place`) or copied into memory of their own (the
+    /// mapped pages are then released), int8 scales copied. Shapes and dtypes are checked.
+    pub fn packed(
+        &self,
+        key: &str,
+        rows: usize,
+        cols: usize,
+        dtype: PackDType,
+        in_place: bool,
+    ) -> Result<PackedWeight> {
         let name = panels_name(key);
         let file = self.file_of(&name)?;
         let path = || file.path().to_path_buf();
@@ -240,8 +248,14 @@ impl WeightFiles {
         } else {
             Vec::new()
         };
-        PackedWeight::from_parts(dtype, rows, cols, Arc::new(MappedPanels(panels)), scales, Vec::new())
-            .map_err(|e| ModelError::InvalidArgument(format!("{}: packed weight `{key}`: {e}", path().display())))
+        let w = PackedWeight::from_parts(dtype, rows, cols, Arc::new(MappedPanels(panels)), scales, Vec::new())
+            .map_err(|e| ModelError::InvalidArgument(format!("{}: packed weight `{key}`: {e}", path().display())))?;
+        if in_place {
+            return Ok(w);
+        }
+        let owned = w.into_owned();
+        file.release(&name);
+        Ok(owned)
     }
 
     /// Names handed out so far (by [`WeightFiles::get`] and [`WeightFiles::packed`]), sorted.

@@ -14,6 +14,10 @@ pub struct LoadArgs {
     /// Load even when this machine seems not to have the memory the weights need.
     #[arg(long)]
     pub no_memory_check: bool,
+    /// For a model written by `t0 convert`: copy the packed weights into memory of their own
+    /// (2 MiB pages where the OS gives them) instead of reading them in place from the map.
+    #[arg(long)]
+    pub copy_packed: bool,
 }
 
 fn parse_limit(s: &str) -> Result<usize, String> {
@@ -32,6 +36,7 @@ impl LoadArgs {
             dtype,
             check_memory: !self.no_memory_check,
             max_input_tokens: self.max_input_tokens,
+            map_packed: !self.copy_packed,
             ..LoadOptions::default()
         })
     }

@@ -230,6 +230,53 @@ unsafe fn tile_f32_m<const MR: usize>(
     }
 }
 
+/// Stores an `MR × 32` tile held as four 8-lane vectors per row, keeping columns `< nc`.
+#[inline(always)]
+unsafe fn store_full<const MR: usize>(acc: &[[__m256; 4]; MR], c: *mut f32, ldc: usize, nc: usize, accumulate: bool) {
+    for half in 0..2 {
+        let nch = nc.saturating_sub(half * 16).min(16);
+        if nch == 0 {
+            break;
+        }
+        let mut h = [[_mm256_setzero_ps(); 2]; MR];
+        for (hi, a) in h.iter_mut().zip(acc) {
+            *hi = [a[2 * half], a[2 * half + 1]];
+        }
+        store_half::<MR>(&h, c.add(half * 16), ldc, nch, accumulate);
+    }
+}
+
+/// The f32 microkernel for one or two rows (decode, and GEMM's last rows): all 32 outputs per
+/// k-step, so the panel streams whole and in order (see [`tile_int8_m`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_f32_full_m<const MR: usize>(
+    kc: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 4]; MR];
+    let (mut pa, mut pb) = (a, b);
+    for _ in 0..kc {
+        let bv =
+            [_mm256_loadu_ps(pb), _mm256_loadu_ps(pb.add(8)), _mm256_loadu_ps(pb.add(16)), _mm256_loadu_ps(pb.add(24))];
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            let av = _mm256_set1_ps(*pa.add(i));
+            for g in 0..4 {
+                acc_i[g] = _mm256_fmadd_ps(av, bv[g], acc_i[g]);
+            }
+        }
+        pa = pa.add(a_ks);
+        pb = pb.add(PANEL);
+    }
+    store_full::<MR>(&acc, c, ldc, nc, accumulate);
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_f32(
@@ -249,8 +296,8 @@ unsafe fn tile_f32(
         let rows = (mr - i0).min(MR);
         let (ai, ci) = (a.add(i0), c.add(i0 * ldc));
         match rows {
-            1 => tile_f32_m::<1>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
-            2 => tile_f32_m::<2>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            1 => tile_f32_full_m::<1>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
+            2 => tile_f32_full_m::<2>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
             3 => tile_f32_m::<3>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
             4 => tile_f32_m::<4>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
             5 => tile_f32_m::<5>(kc, ai, a_ks, b, ci, ldc, nc, accumulate),
@@ -260,6 +307,9 @@ unsafe fn tile_f32(
     }
 }
 
+/// The packed-bf16 microkernel (decode), one or two rows: each pair-interleaved vector is
+/// widened into its even-k and odd-k f32 vectors (shift / mask), all 32 outputs per k-pair, so
+/// the panel streams whole and in order (see [`tile_int8_m`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_bf16_m<const MR: usize>(
@@ -272,33 +322,26 @@ unsafe fn tile_bf16_m<const MR: usize>(
     nc: usize,
 ) {
     let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
-    for half in 0..2 {
-        let nch = nc.saturating_sub(half * 16).min(16);
-        if nch == 0 {
-            break;
+    let mut acc = [[_mm256_setzero_ps(); 4]; MR];
+    let (mut pa, mut pb) = (a, b);
+    for _ in 0..kp {
+        let mut xs = [(_mm256_setzero_ps(), _mm256_setzero_ps()); MR];
+        for (i, x) in xs.iter_mut().enumerate() {
+            *x = (_mm256_set1_ps(*pa.add(i)), _mm256_set1_ps(*pa.add(a_ks + i)));
         }
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        let (mut pa, mut pb) = (a, b.add(half * 32));
-        for _ in 0..kp {
-            let r0 = _mm256_loadu_si256(pb.cast());
-            let r1 = _mm256_loadu_si256(pb.add(16).cast());
-            let e0 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r0));
-            let o0 = _mm256_castsi256_ps(_mm256_and_si256(r0, hi));
-            let e1 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r1));
-            let o1 = _mm256_castsi256_ps(_mm256_and_si256(r1, hi));
-            for (i, acc_i) in acc.iter_mut().enumerate() {
-                let a0 = _mm256_set1_ps(*pa.add(i));
-                let a1 = _mm256_set1_ps(*pa.add(a_ks + i));
-                acc_i[0] = _mm256_fmadd_ps(a0, e0, acc_i[0]);
-                acc_i[1] = _mm256_fmadd_ps(a0, e1, acc_i[1]);
-                acc_i[0] = _mm256_fmadd_ps(a1, o0, acc_i[0]);
-                acc_i[1] = _mm256_fmadd_ps(a1, o1, acc_i[1]);
+        for g in 0..4 {
+            let r = _mm256_loadu_si256(pb.add(16 * g).cast());
+            let even = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r));
+            let odd = _mm256_castsi256_ps(_mm256_and_si256(r, hi));
+            for (acc_i, &(a0, a1)) in acc.iter_mut().zip(&xs) {
+                acc_i[g] = _mm256_fmadd_ps(a0, even, acc_i[g]);
+                acc_i[g] = _mm256_fmadd_ps(a1, odd, acc_i[g]);
             }
-            pa = pa.add(2 * a_ks);
-            pb = pb.add(2 * PANEL);
         }
-        store_half::<MR>(&acc, c.add(half * 16), ldc, nch, false);
+        pa = pa.add(2 * a_ks);
+        pb = pb.add(2 * PANEL);
     }
+    store_full::<MR>(&acc, c, ldc, nc, false);
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -315,20 +358,22 @@ unsafe fn tile_bf16(
 ) {
     let mut i0 = 0;
     while i0 < mr {
-        let rows = (mr - i0).min(4);
+        let rows = (mr - i0).min(2);
         let (ai, ci) = (a.add(i0), c.add(i0 * ldc));
-        match rows {
-            1 => tile_bf16_m::<1>(kp, ai, a_ks, b, ci, ldc, nc),
-            2 => tile_bf16_m::<2>(kp, ai, a_ks, b, ci, ldc, nc),
-            3 => tile_bf16_m::<3>(kp, ai, a_ks, b, ci, ldc, nc),
-            _ => tile_bf16_m::<4>(kp, ai, a_ks, b, ci, ldc, nc),
+        if rows == 1 {
+            tile_bf16_m::<1>(kp, ai, a_ks, b, ci, ldc, nc);
+        } else {
+            tile_bf16_m::<2>(kp, ai, a_ks, b, ci, ldc, nc);
         }
         i0 += rows;
     }
 }
 
-/// The AVX2 int8 microkernel (signed activations): `vpmaddubsw(|x|, sign(w, x))` never
-/// saturates because codes are within ±127, then `vpmaddwd` by ones widens to i32.
+/// The AVX2 int8 microkernel (signed activations), one or two rows: `vpmaddubsw(|x|, sign(w,
+/// x))` never saturates because codes are within ±127, then `vpmaddwd` by ones widens to i32.
+/// All 32 outputs of a k-quad are computed at once, so each 128-byte step of the panel is read
+/// whole and in order. (Four rows over two 16-output passes, each reading every other cache
+/// line, measured 40% slower at one row and 20% slower at eight, 5120 × 2048.)
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_int8_m<const MR: usize>(
@@ -343,33 +388,35 @@ unsafe fn tile_int8_m<const MR: usize>(
     nc: usize,
 ) {
     let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_si256(); 4]; MR];
+    let (mut pa, mut pb) = (a, b);
+    for _ in 0..kq {
+        let mut xs = [(_mm256_setzero_si256(), _mm256_setzero_si256()); MR];
+        for (i, x) in xs.iter_mut().enumerate() {
+            let xq = _mm256_set1_epi32(pa.add(4 * i).cast::<i32>().read_unaligned());
+            *x = (xq, _mm256_abs_epi8(xq));
+        }
+        for g in 0..4 {
+            let bg = _mm256_loadu_si256(pb.add(32 * g).cast());
+            for (acc_i, &(xq, ax)) in acc.iter_mut().zip(&xs) {
+                let p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(bg, xq));
+                acc_i[g] = _mm256_add_epi32(acc_i[g], _mm256_madd_epi16(p, ones));
+            }
+        }
+        pa = pa.add(4 * a_ks);
+        pb = pb.add(4 * PANEL);
+    }
     for half in 0..2 {
         let nch = nc.saturating_sub(half * 16).min(16);
         if nch == 0 {
             break;
         }
-        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-        let (mut pa, mut pb) = (a, b.add(half * 64));
-        for _ in 0..kq {
-            let b0 = _mm256_loadu_si256(pb.cast());
-            let b1 = _mm256_loadu_si256(pb.add(32).cast());
-            for (i, acc_i) in acc.iter_mut().enumerate() {
-                let xq = _mm256_set1_epi32(pa.add(4 * i).cast::<i32>().read_unaligned());
-                let ax = _mm256_abs_epi8(xq);
-                let p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, xq));
-                let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, xq));
-                acc_i[0] = _mm256_add_epi32(acc_i[0], _mm256_madd_epi16(p0, ones));
-                acc_i[1] = _mm256_add_epi32(acc_i[1], _mm256_madd_epi16(p1, ones));
-            }
-            pa = pa.add(4 * a_ks);
-            pb = pb.add(4 * PANEL);
-        }
         let (w0, w1) = (_mm256_loadu_ps(sw.add(half * 16)), _mm256_loadu_ps(sw.add(half * 16 + 8)));
         let mut out = [[_mm256_setzero_ps(); 2]; MR];
         for (i, (o, acc_i)) in out.iter_mut().zip(&acc).enumerate() {
             let s = _mm256_set1_ps(*sx.add(i));
-            o[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[0]), _mm256_mul_ps(s, w0));
-            o[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[1]), _mm256_mul_ps(s, w1));
+            o[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[2 * half]), _mm256_mul_ps(s, w0));
+            o[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[2 * half + 1]), _mm256_mul_ps(s, w1));
         }
         store_half::<MR>(&out, c.add(half * 16), ldc, nch, false);
     }
@@ -392,13 +439,12 @@ unsafe fn tile_int8(
     debug_assert!(mr <= MR_INT8);
     let mut i0 = 0;
     while i0 < mr {
-        let rows = (mr - i0).min(4);
+        let rows = (mr - i0).min(2);
         let (ai, si, ci) = (a.add(4 * i0), sx.add(i0), c.add(i0 * ldc));
-        match rows {
-            1 => tile_int8_m::<1>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
-            2 => tile_int8_m::<2>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
-            3 => tile_int8_m::<3>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
-            _ => tile_int8_m::<4>(kq, ai, a_ks, b, si, sw, ci, ldc, nc),
+        if rows == 1 {
+            tile_int8_m::<1>(kq, ai, a_ks, b, si, sw, ci, ldc, nc);
+        } else {
+            tile_int8_m::<2>(kq, ai, a_ks, b, si, sw, ci, ldc, nc);
         }
         i0 += rows;
     }

@@ -303,6 +303,21 @@ impl PackedWeight {
         matches!(self.data, Panels::Shared(_))
     }
 
+    /// The same weight with its panels copied into memory of its own (2 MiB pages where the OS
+    /// gives them, like a weight packed here); a weight that owns its panels already is returned
+    /// as is.
+    pub fn into_owned(self) -> Self {
+        match &self.data {
+            Panels::Owned(_) => self,
+            Panels::Shared(s) => {
+                let bytes = s.panel_bytes();
+                let mut lines = LineBuf::zeroed(bytes.len() / 64);
+                bytemuck::cast_slice_mut::<_, u8>(&mut lines).copy_from_slice(bytes);
+                PackedWeight { data: Panels::Owned(lines), ..self }
+            }
+        }
+    }
+
     /// A view to pass to [`crate::Kernels::matmul`] or [`crate::Kernels::embedding`].
     pub fn view(&self) -> WeightView<'_> {
         WeightView::Packed(self)

@@ -4,7 +4,7 @@ and t0-rs (f32, bf16, int8), one engine at a time, same weights, same machine, s
 
 Not part of CI. Setup (a virtualenv is advised):
 
-    pip install torch transformers==4.57.6 ctranslate2 sentencepiece safetensors
+    pip install torch transformers==4.57.6 ctranslate2 sentencepiece safetensors protobuf
     cargo build --release -p t0-cli
     ./target/release/t0 random-init --config tests/fixtures/t0_3b/config.json --out /path/t0_3b-random
     python benches/peers/run_peers.py --model /path/t0_3b-random --work /path/scratch

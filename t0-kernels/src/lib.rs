@@ -35,6 +35,8 @@ pub mod activation;
 pub mod attention;
 pub mod backend;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod elementwise;
 pub mod embedding;
 mod linebuf;

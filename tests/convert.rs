@@ -17,14 +17,6 @@ fn temp_out(tag: &str) -> PathBuf {
     dir
 }
 
-fn teacher_logits(model: &T5Model, case: &serde_json::Value) -> Vec<f32> {
-    let input = ids(&case["input_ids"]);
-    let teacher = ids(&case["teacher"]["decoder_input_ids"]);
-    let cross = model.cross_cache(&model.encode(&[&input]).unwrap());
-    let mut state = model.decoder_state(cross, vec![0]).unwrap();
-    model.decode(&mut state, &teacher, teacher.len()).unwrap()
-}
-
 fn no_temp_left(out: &Path) {
     let parent = out.parent().unwrap();
     let name = out.file_name().unwrap().to_string_lossy().into_owned();

@@ -31,14 +31,6 @@ fn errors(got: &[f32], want: &[f32], vocab: usize) -> (f32, f64, f64) {
     (max, mean, kl)
 }
 
-fn teacher_logits(model: &T5Model, case: &serde_json::Value) -> Vec<f32> {
-    let input = ids(&case["input_ids"]);
-    let teacher = ids(&case["teacher"]["decoder_input_ids"]);
-    let cross = model.cross_cache(&model.encode(&[&input]).unwrap());
-    let mut state = model.decoder_state(cross, vec![0]).unwrap();
-    model.decode(&mut state, &teacher, teacher.len()).unwrap()
-}
-
 #[test]
 fn packed_f32_matches_hf_like_the_mapped_weights() {
     for dir in fixture_models() {

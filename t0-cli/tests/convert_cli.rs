@@ -1,18 +1,9 @@
 //! `t0 convert`: the converted model generates what the source does with the same `--dtype`,
 //! and refusals exit non-zero with a message.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/t0-tiny")
-}
-
-fn t0(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_t0")).args(args).output().unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use common::{fixture, t0};
 
 #[test]
 fn convert_then_generate() {

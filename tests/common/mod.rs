@@ -65,3 +65,13 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     let d = max_abs_diff(a, b, what);
     assert!(d <= tol, "{what}: max abs diff {d:e} > {tol:e}");
 }
+
+/// Teacher-forced logits of a fixture case (`[decoder tokens, vocab]`): the case's input
+/// encoded, then its `teacher.decoder_input_ids` decoded in one pass.
+pub fn teacher_logits(model: &t0_model::T5Model, case: &Value) -> Vec<f32> {
+    let input = ids(&case["input_ids"]);
+    let teacher = ids(&case["teacher"]["decoder_input_ids"]);
+    let cross = model.cross_cache(&model.encode(&[&input]).unwrap());
+    let mut state = model.decoder_state(cross, vec![0]).unwrap();
+    model.decode(&mut state, &teacher, teacher.len()).unwrap()
+}

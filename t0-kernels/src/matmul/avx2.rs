@@ -277,6 +277,35 @@ unsafe fn tile_f32_full_m<const MR: usize>(
     store_full::<MR>(&acc, c, ldc, nc, accumulate);
 }
 
+/// One row against a whole panel, its depth read as two streams at once: the sums over the first
+/// and the second half of `k` run side by side and are added last (see
+/// [`MatmulIsa::tile_f32_2s`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_f32_2s_1(kc: usize, a: *const f32, a_ks: usize, b: *const f32, c: *mut f32, ldc: usize, nc: usize) {
+    let kh = kc / 2;
+    let mut lo = [_mm256_setzero_ps(); 4];
+    let mut hi = [_mm256_setzero_ps(); 4];
+    let (mut pa0, mut pb0) = (a, b);
+    let (mut pa1, mut pb1) = (a.add(kh * a_ks), b.add(kh * PANEL));
+    for _ in 0..kh {
+        let (x0, x1) = (_mm256_set1_ps(*pa0), _mm256_set1_ps(*pa1));
+        for (g, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+            *l = _mm256_fmadd_ps(x0, _mm256_loadu_ps(pb0.add(8 * g)), *l);
+            *h = _mm256_fmadd_ps(x1, _mm256_loadu_ps(pb1.add(8 * g)), *h);
+        }
+        (pa0, pb0, pa1, pb1) = (pa0.add(a_ks), pb0.add(PANEL), pa1.add(a_ks), pb1.add(PANEL));
+    }
+    if kc > 2 * kh {
+        let x1 = _mm256_set1_ps(*pa1);
+        for (g, h) in hi.iter_mut().enumerate() {
+            *h = _mm256_fmadd_ps(x1, _mm256_loadu_ps(pb1.add(8 * g)), *h);
+        }
+    }
+    let sum = [[0, 1, 2, 3].map(|g| _mm256_add_ps(lo[g], hi[g]))];
+    store_full::<1>(&sum, c, ldc, nc, false);
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_f32(
@@ -344,6 +373,39 @@ unsafe fn tile_bf16_m<const MR: usize>(
     store_full::<MR>(&acc, c, ldc, nc, false);
 }
 
+/// One row against a whole bf16 panel, its depth read as two streams at once (see
+/// [`MatmulIsa::tile_bf16_2s`]); per stream the same steps as [`tile_bf16_m`].
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_bf16_2s_1(kp: usize, a: *const f32, a_ks: usize, b: *const u16, c: *mut f32, ldc: usize, nc: usize) {
+    let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+    let kh = kp / 2;
+    let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+    let mut pa = [a, a.add(2 * kh * a_ks)];
+    let mut pb = [b, b.add(2 * kh * PANEL)];
+    let mut step = |s: usize| {
+        let (a0, a1) = (_mm256_set1_ps(*pa[s]), _mm256_set1_ps(*pa[s].add(a_ks)));
+        for (g, a) in acc[s].iter_mut().enumerate() {
+            let r = _mm256_loadu_si256(pb[s].add(16 * g).cast());
+            let even = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(r));
+            let odd = _mm256_castsi256_ps(_mm256_and_si256(r, hi));
+            *a = _mm256_fmadd_ps(a0, even, *a);
+            *a = _mm256_fmadd_ps(a1, odd, *a);
+        }
+        pa[s] = pa[s].add(2 * a_ks);
+        pb[s] = pb[s].add(2 * PANEL);
+    };
+    for _ in 0..kh {
+        step(0);
+        step(1);
+    }
+    if kp > 2 * kh {
+        step(1);
+    }
+    let sum = [[0, 1, 2, 3].map(|g| _mm256_add_ps(acc[0][g], acc[1][g]))];
+    store_full::<1>(&sum, c, ldc, nc, false);
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_bf16(
@@ -406,6 +468,19 @@ unsafe fn tile_int8_m<const MR: usize>(
         pa = pa.add(4 * a_ks);
         pb = pb.add(4 * PANEL);
     }
+    store_int8::<MR>(&acc, sx, sw, c, ldc, nc);
+}
+
+/// `c[i·ldc + j] = acc[i, j] as f32 · (sx[i] · sw[j])` for `j < nc`.
+#[inline(always)]
+unsafe fn store_int8<const MR: usize>(
+    acc: &[[__m256i; 4]; MR],
+    sx: *const f32,
+    sw: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
     for half in 0..2 {
         let nch = nc.saturating_sub(half * 16).min(16);
         if nch == 0 {
@@ -413,13 +488,55 @@ unsafe fn tile_int8_m<const MR: usize>(
         }
         let (w0, w1) = (_mm256_loadu_ps(sw.add(half * 16)), _mm256_loadu_ps(sw.add(half * 16 + 8)));
         let mut out = [[_mm256_setzero_ps(); 2]; MR];
-        for (i, (o, acc_i)) in out.iter_mut().zip(&acc).enumerate() {
+        for (i, (o, acc_i)) in out.iter_mut().zip(acc.iter()).enumerate() {
             let s = _mm256_set1_ps(*sx.add(i));
             o[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[2 * half]), _mm256_mul_ps(s, w0));
             o[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc_i[2 * half + 1]), _mm256_mul_ps(s, w1));
         }
         store_half::<MR>(&out, c.add(half * 16), ldc, nch, false);
     }
+}
+
+/// One row against a whole int8 panel, its depth read as two streams at once; the i32 sums of
+/// the two halves are added before scaling, so the result equals [`tile_int8_m`]'s exactly.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_int8_2s_1(
+    kq: usize,
+    a: *const u8,
+    a_ks: usize,
+    b: *const u8,
+    sx: *const f32,
+    sw: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    let ones = _mm256_set1_epi16(1);
+    let kh = kq / 2;
+    let mut acc = [[_mm256_setzero_si256(); 4]; 2];
+    let mut pa = [a, a.add(4 * kh * a_ks)];
+    let mut pb = [b, b.add(4 * kh * PANEL)];
+    let mut step = |s: usize| {
+        let xq = _mm256_set1_epi32(pa[s].cast::<i32>().read_unaligned());
+        let ax = _mm256_abs_epi8(xq);
+        for (g, a) in acc[s].iter_mut().enumerate() {
+            let bg = _mm256_loadu_si256(pb[s].add(32 * g).cast());
+            let p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(bg, xq));
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(p, ones));
+        }
+        pa[s] = pa[s].add(4 * a_ks);
+        pb[s] = pb[s].add(4 * PANEL);
+    };
+    for _ in 0..kh {
+        step(0);
+        step(1);
+    }
+    if kq > 2 * kh {
+        step(1);
+    }
+    let sum = [[0, 1, 2, 3].map(|g| _mm256_add_epi32(acc[0][g], acc[1][g]))];
+    store_int8::<1>(&sum, sx, sw, c, ldc, nc);
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -552,6 +669,23 @@ unsafe impl MatmulIsa for Avx2 {
     ) {
         tile_f32(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
     }
+    unsafe fn tile_f32_2s(
+        self,
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        if mr == 1 {
+            tile_f32_2s_1(kc, a, a_ks, b, c, ldc, nc)
+        } else {
+            super::split_tile_f32(self, mr, kc, a, a_ks, b, c, ldc, nc)
+        }
+    }
     unsafe fn tile_bf16(
         self,
         mr: usize,
@@ -564,6 +698,23 @@ unsafe impl MatmulIsa for Avx2 {
         nc: usize,
     ) {
         tile_bf16(mr, kp, a, a_ks, b, c, ldc, nc)
+    }
+    unsafe fn tile_bf16_2s(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        if mr == 1 {
+            tile_bf16_2s_1(kp, a, a_ks, b, c, ldc, nc)
+        } else {
+            super::split_tile_bf16(self, mr, kp, a, a_ks, b, c, ldc, nc)
+        }
     }
     unsafe fn tile_int8(
         self,
@@ -580,6 +731,26 @@ unsafe impl MatmulIsa for Avx2 {
         nc: usize,
     ) {
         tile_int8(mr, kq, a, a_ks, b, sx, sw, c, ldc, nc)
+    }
+    unsafe fn tile_int8_2s(
+        self,
+        mr: usize,
+        kq: usize,
+        a: *const u8,
+        a_ks: usize,
+        b: *const u8,
+        _comp: *const i32,
+        sx: *const f32,
+        sw: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        if mr == 1 {
+            tile_int8_2s_1(kq, a, a_ks, b, sx, sw, c, ldc, nc)
+        } else {
+            tile_int8(mr, kq, a, a_ks, b, sx, sw, c, ldc, nc)
+        }
     }
     unsafe fn quantize_row(self, x: *const f32, k: usize, dst: *mut u8, unsigned: bool) -> f32 {
         quantize_row(x, k, dst, unsigned)

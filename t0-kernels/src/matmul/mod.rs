@@ -27,6 +27,7 @@ pub(crate) mod avx512;
 pub(crate) mod neon;
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -142,6 +143,38 @@ pub(crate) const PANEL_OUTER_MAX_X_BYTES: usize = 512 << 10;
 /// Rows per int8 tile (activations are packed in tiles of this many rows).
 pub(crate) const MR_INT8: usize = 8;
 
+/// How many concurrent streams each decode task reads its weight panels as (1 or 2; see
+/// [`decode_streams`]). 0 until first read.
+static DECODE_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of places in memory each thread reads weights from at once in the decode paths
+/// (`m ≤ 8` on packed weights): `2` (the default) splits every panel's depth into two halves
+/// read side by side, which keeps more DRAM requests in flight per core than one sequential
+/// stream; `1` reads each panel front to back. Set by `T0_DECODE_STREAMS=1|2` at first use, or
+/// by [`set_decode_streams`].
+///
+/// With two streams a panel's f32 sums are `(Σ first half) + (Σ second half)`, on every
+/// instruction set and for every `m`, so a row's result does not depend on its batch.
+pub fn decode_streams() -> usize {
+    match DECODE_STREAMS.load(Ordering::Relaxed) {
+        0 => {
+            let n = match std::env::var("T0_DECODE_STREAMS").as_deref() {
+                Ok("1") => 1,
+                _ => 2,
+            };
+            DECODE_STREAMS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
+}
+
+/// Overrides [`decode_streams`] for this process (values other than 1 mean 2). For A/B
+/// benchmarks; results change in the last bits of f32 and bf16 sums.
+pub fn set_decode_streams(n: usize) {
+    DECODE_STREAMS.store(if n == 1 { 1 } else { 2 }, Ordering::Relaxed);
+}
+
 /// What one instruction set provides to the shared drivers. Every method is a
 /// `#[target_feature]` kernel; `self` carries run-time feature flags (e.g. VNNI).
 ///
@@ -210,6 +243,24 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         accumulate: bool,
     );
 
+    /// [`Self::tile_f32`] (writing, not adding) over a full panel depth `kc`, read as two
+    /// streams: the sums over `k < kc/2` and over `k ≥ kc/2` are kept apart and added last,
+    /// bit-identical to [`split_tile_f32`], which is the default.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_f32_2s(
+        self,
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        split_tile_f32(self, mr, kc, a, a_ks, b, c, ldc, nc)
+    }
+
     /// bf16-panel tile for `mr ≤ 8`: `C[i, j] = Σ_k a[k·a_ks + i] · W(j, k)` over `kp` pairs of
     /// a packed bf16 panel `b` (`k < 2·kp`; `a` has `2·kp` rows).
     #[allow(clippy::too_many_arguments)]
@@ -224,6 +275,24 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         ldc: usize,
         nc: usize,
     );
+
+    /// [`Self::tile_bf16`] over a full panel depth of `kp` pairs, read as two streams: the sums
+    /// over pairs `< kp/2` and `≥ kp/2` are kept apart and added last, bit-identical to
+    /// [`split_tile_bf16`], which is the default.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_bf16_2s(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        split_tile_bf16(self, mr, kp, a, a_ks, b, c, ldc, nc)
+    }
 
     /// int8 tile for `mr ≤ MR_INT8`: `acc[i, j] = Σ_q Σ_t A(q, i, t) · B(q, j, t)` with
     /// `A = a[(q·a_ks + i)·4 + t]` (u8 or i8 per [`Self::int8_unsigned`]) and
@@ -245,6 +314,27 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         nc: usize,
     );
 
+    /// [`Self::tile_int8`], free to read the panel as two streams (the first and second half of
+    /// the depth at once). Integer sums are exact, so any split gives the same result; the
+    /// default is [`Self::tile_int8`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_int8_2s(
+        self,
+        mr: usize,
+        kq: usize,
+        a: *const u8,
+        a_ks: usize,
+        b: *const u8,
+        comp: *const i32,
+        sx: *const f32,
+        sw: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+    ) {
+        self.tile_int8(mr, kq, a, a_ks, b, comp, sx, sw, c, ldc, nc)
+    }
+
     /// Quantises `x[..k]` into `dst[..k]` ([`crate::quant`] rule; `u8 = q + 128` when
     /// `unsigned`); returns the scale. Bit-identical to the reference.
     unsafe fn quantize_row(self, x: *const f32, k: usize, dst: *mut u8, unsigned: bool) -> f32;
@@ -255,6 +345,57 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
     /// Transposes `rows ≤ 32` rows of a raw f32 matrix (row stride `ldw`), `kc` columns each,
     /// into an f32 `[kc][32]` slice, zero-filling rows `rows..32`.
     unsafe fn pack_rows_f32(self, w: *const f32, ldw: usize, rows: usize, kc: usize, dst: *mut f32);
+}
+
+/// The two-stream f32 tile as two calls of [`MatmulIsa::tile_f32`]: the first half written,
+/// the second added (`hi + lo`, the same bits as `lo + hi`).
+///
+/// # Safety
+/// As [`MatmulIsa::tile_f32`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn split_tile_f32<I: MatmulIsa>(
+    isa: I,
+    mr: usize,
+    kc: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    let kh = kc / 2;
+    isa.tile_f32(mr, kh, a, a_ks, b, c, ldc, nc, false);
+    isa.tile_f32(mr, kc - kh, a.add(kh * a_ks), a_ks, b.add(kh * PANEL), c, ldc, nc, true);
+}
+
+/// The two-stream bf16 tile as two calls of [`MatmulIsa::tile_bf16`]: the first half into `c`,
+/// the second into a buffer, then added (`hi + lo`, the same bits as `lo + hi`).
+///
+/// # Safety
+/// As [`MatmulIsa::tile_bf16`] (`mr ≤ 8`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn split_tile_bf16<I: MatmulIsa>(
+    isa: I,
+    mr: usize,
+    kp: usize,
+    a: *const f32,
+    a_ks: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    debug_assert!(mr <= 8 && nc <= PANEL);
+    let kh = kp / 2;
+    let mut hi = [0.0f32; 8 * PANEL];
+    isa.tile_bf16(mr, kh, a, a_ks, b, c, ldc, nc);
+    isa.tile_bf16(mr, kp - kh, a.add(2 * kh * a_ks), a_ks, b.add(2 * kh * PANEL), hi.as_mut_ptr(), PANEL, nc);
+    for i in 0..mr {
+        for j in 0..nc {
+            *c.add(i * ldc + j) += hi[i * PANEL + j];
+        }
+    }
 }
 
 /// A raw pointer that may cross threads; the drivers use it where tasks write provably disjoint
@@ -366,6 +507,7 @@ fn gemv_packed<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
         pack_x_kmajor(x, m, k, xp);
         let xp: &[f32] = xp;
         let optr = SendPtr(out.as_mut_ptr());
+        let two = decode_streams() == 2;
         par_ranges(w.panels(), task_target(), 1, |panels| {
             let o = optr;
             for p in panels {
@@ -376,7 +518,9 @@ fn gemv_packed<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                 unsafe {
                     let c = o.0.add(p * PANEL);
                     match dtype {
+                        PackDType::F32 if two => isa.tile_f32_2s(m, k, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc),
                         PackDType::F32 => isa.tile_f32(m, k, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc, false),
+                        _ if two => isa.tile_bf16_2s(m, kp / 2, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc),
                         _ => isa.tile_bf16(m, kp / 2, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc),
                     }
                 }
@@ -593,6 +737,7 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                     .map(move |b| (a * n_per..((a + 1) * n_per).min(panels), b * m_per..((b + 1) * m_per).min(tiles)))
             })
             .collect();
+        let two = decode_streams() == 2;
         jobs.into_par_iter().for_each(|(prange, trange)| {
             let o = optr;
             for p in prange {
@@ -607,7 +752,9 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                     // `sx` the tile's rows; this task alone writes these rows × panel columns.
                     unsafe {
                         let c = o.0.add(t * MR_INT8 * n + p * PANEL);
-                        isa.tile_int8(
+                        let tile = if two { I::tile_int8_2s } else { I::tile_int8 };
+                        tile(
+                            isa,
                             rows,
                             kq,
                             a.as_ptr(),

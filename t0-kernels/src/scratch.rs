@@ -1,7 +1,7 @@
 //! Per-thread scratch memory, so hot paths (decode GEMV, attention) allocate nothing once warm.
 //!
-//! Each thread owns one growable buffer of 64-byte aligned cache lines. A nested request on the
-//! same thread (which the kernels avoid) gets a fresh allocation instead of a panic.
+//! Each thread owns a few growable buffers of 64-byte aligned cache lines, one per nesting level;
+//! a request nested deeper than that gets a fresh allocation instead of a panic.
 
 use std::cell::RefCell;
 
@@ -15,20 +15,27 @@ pub(crate) fn lines_for(bytes: usize) -> usize {
     bytes.div_ceil(64)
 }
 
+/// Scratch buffers per thread: a call nested inside another's `f` (the int8 matmul quantises a
+/// row while holding its tile buffer) takes the next free one.
+const SLOTS: usize = 3;
+
 thread_local! {
-    static SCRATCH: RefCell<Vec<CacheLine>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: [RefCell<Vec<CacheLine>>; SLOTS] =
+        const { [RefCell::new(Vec::new()), RefCell::new(Vec::new()), RefCell::new(Vec::new())] };
 }
 
 /// Runs `f` on at least `lines` cache lines of this thread's scratch (contents unspecified).
 pub(crate) fn with_scratch<R>(lines: usize, f: impl FnOnce(&mut [CacheLine]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() < lines {
-                buf.resize(lines, CacheLine([0; 64]));
+    SCRATCH.with(|slots| {
+        for cell in slots {
+            if let Ok(mut buf) = cell.try_borrow_mut() {
+                if buf.len() < lines {
+                    buf.resize(lines, CacheLine([0; 64]));
+                }
+                return f(&mut buf[..lines]);
             }
-            f(&mut buf[..lines])
         }
-        Err(_) => f(&mut vec![CacheLine([0; 64]); lines]),
+        f(&mut vec![CacheLine([0; 64]); lines])
     })
 }
 

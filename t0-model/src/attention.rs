@@ -44,6 +44,11 @@ impl SelfAttention {
 
     /// `out[m, 3·inner]`: each row is `[q | k | v]` of the matching row of `x[m, d_model]`.
     pub(crate) fn project(&self, k: &dyn Kernels, x: &[f32], m: usize, out: &mut [f32]) {
+        self.project_with(k, x, m, out, &mut Vec::new())
+    }
+
+    /// As [`Self::project`], with `scratch` for separate q/k/v weights and `m > 1`.
+    pub(crate) fn project_with(&self, k: &dyn Kernels, x: &[f32], m: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
         let inner = self.inner();
         match &self.qkv {
             Qkv::Fused(w) => w.forward(k, x, m, out),
@@ -54,9 +59,9 @@ impl SelfAttention {
                 }
             }
             Qkv::Separate(ws) => {
-                let mut tmp = vec![0.0f32; m * inner];
+                let tmp = crate::workspace::sized(scratch, m * inner);
                 for (i, w) in ws.iter().enumerate() {
-                    w.forward(k, x, m, &mut tmp);
+                    w.forward(k, x, m, tmp);
                     for (dst, src) in out.chunks_exact_mut(3 * inner).zip(tmp.chunks_exact(inner)) {
                         dst[i * inner..(i + 1) * inner].copy_from_slice(src);
                     }

@@ -52,7 +52,7 @@ impl T5Model {
         let mut cur_len = 1usize;
         loop {
             let next: Vec<u32> = running.iter().map(|h| *h.seq.last().unwrap_or(&0)).collect();
-            let mut logits = self.decode(&mut state, &next, 1)?;
+            let logits = self.decode_step(&mut state, &next, 1)?;
             // log_softmax, then the processors (HF applies them to log-probs in beam search),
             // then add the running beam score.
             let mut step_lp = vec![0.0f32; nb * vocab];
@@ -67,7 +67,7 @@ impl T5Model {
                     *x += h.score;
                 }
             }
-            let cand = top_k_indices(&logits, keep);
+            let cand = top_k_indices(logits, keep);
             let cand_score: Vec<f32> = cand.iter().map(|&i| logits[i]).collect();
             let cand_hyp: Vec<Hyp> = cand
                 .iter()

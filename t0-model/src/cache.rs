@@ -51,6 +51,8 @@ pub struct DecoderState {
     pub(crate) capacity: usize,
     pub(crate) heads: usize,
     pub(crate) d_kv: usize,
+    /// Buffers reused by every decode call on this state.
+    pub(crate) work: crate::workspace::Workspace,
 }
 
 impl DecoderState {
@@ -70,6 +72,7 @@ impl DecoderState {
             capacity: 0,
             heads,
             d_kv,
+            work: Default::default(),
         }
     }
 
@@ -129,8 +132,18 @@ impl DecoderState {
         Ok(())
     }
 
-    /// Make room for `need` positions per row (grows geometrically, keeps the contents).
-    pub(crate) fn reserve(&mut self, need: usize) {
+    /// Make room in the self-attention caches for `need` positions per row (tokens consumed,
+    /// the start token included), keeping the contents. Decoding grows the caches
+    /// geometrically as it goes; reserving the final length up front means no decode step up to
+    /// it allocates (see [`crate::T5Model::decode_step`]).
+    pub fn reserve(&mut self, need: usize) {
+        // The causal bias covers distances 0..need (see `Decoder::forward`).
+        self.work.bias.reserve(need, self.heads);
+        self.reserve_kv(need);
+    }
+
+    /// The self-attention caches' part of [`Self::reserve`].
+    pub(crate) fn reserve_kv(&mut self, need: usize) {
         if need <= self.capacity {
             return;
         }

@@ -8,6 +8,7 @@ use crate::cache::DecoderState;
 use crate::feed_forward::FeedForward;
 use crate::linear::Linear;
 use crate::position_bias::RelativeBias;
+use crate::workspace::{sized, Workspace};
 
 /// One decoder block.
 #[derive(Clone, Debug)]
@@ -34,7 +35,8 @@ pub struct Decoder {
 
 impl Decoder {
     /// Run `t` new tokens for every row of `state` (`tokens` is `[rows, t]`), appending to the
-    /// self-attention caches. Returns the final-norm hidden states `[rows · t, d_model]`.
+    /// self-attention caches. Leaves the final-norm hidden states `[rows · t, d_model]` in
+    /// `work.normed`. Allocates nothing once `work` and the caches are large enough.
     pub(crate) fn forward(
         &self,
         k: &dyn Kernels,
@@ -42,26 +44,29 @@ impl Decoder {
         state: &mut DecoderState,
         tokens: &[u32],
         t: usize,
-    ) -> Vec<f32> {
+        work: &mut Workspace,
+    ) {
         let rows = state.rows();
         let d = embed.in_features();
         let (heads, dkv) = (self.heads, self.d_kv);
         let inner = heads * dkv;
         let m = rows * t;
         let max_end = state.lens.iter().map(|&l| l + t).max().unwrap_or(t);
-        state.reserve(max_end);
+        state.reserve_kv(max_end);
         let cap = state.capacity;
-        let bias = self.bias.vectors(-(max_end as i64 - 1), 0);
+        self.bias.vectors_into(-(max_end as i64 - 1), 0, &mut work.bias);
+        let bias = &work.bias;
 
-        let mut h = vec![0.0f32; m * d];
-        k.embedding(&embed.view(), tokens, &mut h);
-        let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
+        let h = sized(&mut work.h, m * d);
+        k.embedding(&embed.view(), tokens, h);
+        let (normed, tmp) = (sized(&mut work.normed, m * d), sized(&mut work.tmp, m * d));
         // Rows of `qkv` are `[q | k | v]` (see `SelfAttention::project`).
-        let (mut qkv, mut q, mut ctx) = (vec![0.0f32; m * 3 * inner], vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
+        let (qkv, q, ctx) =
+            (sized(&mut work.qkv, m * 3 * inner), sized(&mut work.q, m * inner), sized(&mut work.ctx, m * inner));
         for (l, layer) in self.layers.iter().enumerate() {
             // Causal self-attention: write this call's keys/values into the cache, then attend.
-            k.rms_norm(&h, &layer.self_norm, self.eps, &mut normed);
-            layer.self_attn.project(k, &normed, m, &mut qkv);
+            k.rms_norm(h, &layer.self_norm, self.eps, normed);
+            layer.self_attn.project_with(k, normed, m, qkv, &mut work.ff.up);
             let cache = &mut state.layers[l];
             for r in 0..rows {
                 let p0 = state.lens[r];
@@ -95,12 +100,12 @@ impl Decoder {
                 };
                 k.attention(&args, &mut ctx[r * t * inner..(r + 1) * t * inner]);
             }
-            layer.self_attn.o.forward(k, &ctx, m, &mut tmp);
-            k.add_assign(&mut h, &tmp);
+            layer.self_attn.o.forward(k, ctx, m, tmp);
+            k.add_assign(h, tmp);
 
             // Cross-attention over the encoder output of each row's source.
-            k.rms_norm(&h, &layer.cross_norm, self.eps, &mut normed);
-            layer.cross_attn.q.forward(k, &normed, m, &mut q);
+            k.rms_norm(h, &layer.cross_norm, self.eps, normed);
+            layer.cross_attn.q.forward(k, normed, m, q);
             for r in 0..rows {
                 let (cross, src) = (&state.cross_of_row[r], state.source_of_row[r]);
                 let s = cross.seq;
@@ -123,17 +128,16 @@ impl Decoder {
                 };
                 k.attention(&args, &mut ctx[r * t * inner..(r + 1) * t * inner]);
             }
-            layer.cross_attn.o.forward(k, &ctx, m, &mut tmp);
-            k.add_assign(&mut h, &tmp);
+            layer.cross_attn.o.forward(k, ctx, m, tmp);
+            k.add_assign(h, tmp);
 
-            k.rms_norm(&h, &layer.ff_norm, self.eps, &mut normed);
-            layer.ff.forward(k, &normed, m, &mut tmp);
-            k.add_assign(&mut h, &tmp);
+            k.rms_norm(h, &layer.ff_norm, self.eps, normed);
+            layer.ff.forward_with(k, normed, m, tmp, &mut work.ff);
+            k.add_assign(h, tmp);
         }
         for l in &mut state.lens {
             *l += t;
         }
-        k.rms_norm(&h, &self.final_norm, self.eps, &mut normed);
-        normed
+        k.rms_norm(h, &self.final_norm, self.eps, normed);
     }
 }

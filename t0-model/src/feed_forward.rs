@@ -3,6 +3,7 @@
 //! When weights are packed at load, a gated block's `wi_0` and `wi_1` are stacked into one
 //! `[2·d_ff, d_model]` weight and run as one matmul.
 
+use crate::workspace::{sized, FfScratch};
 use t0_kernels::Kernels;
 
 use crate::config::FeedForward as Kind;
@@ -35,43 +36,50 @@ impl FeedForward {
 
     /// `out[m, d_model] = FFN(x[m, d_model])`.
     pub fn forward(&self, k: &dyn Kernels, x: &[f32], m: usize, out: &mut [f32]) {
+        self.forward_with(k, x, m, out, &mut FfScratch::default())
+    }
+
+    /// As [`Self::forward`], with the intermediate buffers in `s` (no allocation once they have
+    /// grown to this `m`).
+    pub(crate) fn forward_with(&self, k: &dyn Kernels, x: &[f32], m: usize, out: &mut [f32], s: &mut FfScratch) {
         let d_ff = self.d_ff();
         let act = self.kind.activation;
-        let hidden = match &self.wi {
+        let hidden: &[f32] = match &self.wi {
             Wi::Plain(wi) => {
-                let mut hidden = vec![0.0f32; m * d_ff];
-                wi.forward(k, x, m, &mut hidden);
-                k.activation(act, &mut hidden);
+                let hidden = sized(&mut s.wi, m * d_ff);
+                wi.forward(k, x, m, hidden);
+                k.activation(act, hidden);
                 hidden
             }
             Wi::Gated { gate, up } => {
-                let (mut hidden, mut u) = (vec![0.0f32; m * d_ff], vec![0.0f32; m * d_ff]);
-                gate.forward(k, x, m, &mut hidden);
-                up.forward(k, x, m, &mut u);
-                k.gated_activation(act, &mut hidden, &u);
+                let (hidden, u) = (sized(&mut s.gate, m * d_ff), sized(&mut s.up, m * d_ff));
+                gate.forward(k, x, m, hidden);
+                up.forward(k, x, m, u);
+                k.gated_activation(act, hidden, u);
                 hidden
             }
             Wi::GatedFused(wi) => {
-                let mut both = vec![0.0f32; m * 2 * d_ff];
-                wi.forward(k, x, m, &mut both);
+                let both = sized(&mut s.wi, m * 2 * d_ff);
+                wi.forward(k, x, m, both);
                 if m == 1 {
                     let (g, u) = both.split_at_mut(d_ff);
                     k.gated_activation(act, g, u);
-                    both.truncate(d_ff);
-                    both
+                    g
                 } else {
                     // Gather the halves so the activation runs as one (parallel) call.
-                    let (mut g, mut u) = (Vec::with_capacity(m * d_ff), Vec::with_capacity(m * d_ff));
-                    for row in both.chunks_exact(2 * d_ff) {
-                        g.extend_from_slice(&row[..d_ff]);
-                        u.extend_from_slice(&row[d_ff..]);
+                    let (g, u) = (sized(&mut s.gate, m * d_ff), sized(&mut s.up, m * d_ff));
+                    for (row, (gr, ur)) in
+                        both.chunks_exact(2 * d_ff).zip(g.chunks_exact_mut(d_ff).zip(u.chunks_exact_mut(d_ff)))
+                    {
+                        gr.copy_from_slice(&row[..d_ff]);
+                        ur.copy_from_slice(&row[d_ff..]);
                     }
-                    k.gated_activation(act, &mut g, &u);
+                    k.gated_activation(act, g, u);
                     g
                 }
             }
         };
-        self.wo.forward(k, &hidden, m, out);
+        self.wo.forward(k, hidden, m, out);
     }
 
     /// Bytes of weight data.

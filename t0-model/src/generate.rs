@@ -20,6 +20,10 @@ pub struct Generated {
     pub score: Option<f32>,
 }
 
+/// Positions reserved up front in the caches and outputs (larger `max_new_tokens` grow as
+/// they go, so a huge limit does not allocate for tokens never generated).
+const RESERVE_MAX: usize = 1024;
+
 /// Index of the first maximum (as `torch.argmax`).
 pub(crate) fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;
@@ -75,13 +79,27 @@ impl T5Model {
         let mut rng = Rng::new(cfg.seed);
         let mut out = vec![Generated { token_ids: Vec::new(), token_logprobs: Vec::new(), score: None }; inputs.len()];
         // Decoder input so far of each output (start token included), for the processors.
-        let mut seqs = vec![vec![c.decoder_start_token_id]; inputs.len()];
+        let mut seqs: Vec<Vec<u32>> = (0..inputs.len())
+            .map(|_| {
+                let mut s = Vec::with_capacity(cfg.max_new_tokens.min(RESERVE_MAX) + 1);
+                s.push(c.decoder_start_token_id);
+                s
+            })
+            .collect();
         // `alive[r]` is the output index of the state's row r.
         let mut alive: Vec<usize> = (0..inputs.len()).collect();
+        // Steps reuse these and the state's buffers: a step allocates only when rows finish.
+        let (mut next, mut keep) = (Vec::with_capacity(alive.len()), Vec::with_capacity(alive.len()));
+        state.reserve(cfg.max_new_tokens.min(RESERVE_MAX) + 1);
+        for g in &mut out {
+            g.token_ids.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
+            g.token_logprobs.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
+        }
         for _ in 0..cfg.max_new_tokens {
-            let next: Vec<u32> = alive.iter().map(|&o| *seqs[o].last().unwrap_or(&0)).collect();
-            let mut logits = self.decode(&mut state, &next, 1)?;
-            let mut keep = Vec::with_capacity(alive.len());
+            next.clear();
+            next.extend(alive.iter().map(|&o| *seqs[o].last().unwrap_or(&0)));
+            let logits = self.decode_step(&mut state, &next, 1)?;
+            keep.clear();
             for (row, &o) in alive.iter().enumerate() {
                 let l = &mut logits[row * vocab..(row + 1) * vocab];
                 process(l, &seqs[o], cfg, eos);

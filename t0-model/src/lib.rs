@@ -60,6 +60,7 @@ pub mod random_init;
 pub mod sampling;
 pub mod score;
 pub mod weights;
+mod workspace;
 
 pub use builder::T0Builder;
 pub use cache::{CrossCache, DecoderState};

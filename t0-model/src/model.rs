@@ -1,5 +1,6 @@
 //! [`T5Model`]: a loaded T5 / T0 model and its forward passes.
 
+use crate::workspace::{sized, Workspace};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -558,6 +559,33 @@ impl T5Model {
     /// `[rows · t, vocab]` at those positions. Call with `t = 1` to generate, or with a whole
     /// sequence for teacher forcing.
     pub fn decode(&self, state: &mut DecoderState, tokens: &[u32], t: usize) -> Result<Vec<f32>> {
+        Ok(self.decode_step(state, tokens, t)?.to_vec())
+    }
+
+    /// As [`Self::decode`], returning the logits in a buffer the state keeps and reuses: valid
+    /// until the state's next call, and free to modify in place (logits processors, log-softmax).
+    ///
+    /// A step allocates nothing once the state's buffers have grown to its size (after its
+    /// first call at this batch size) and its caches hold the new positions
+    /// ([`DecoderState::reserve`]), apart from what the kernels' thread pool does when called
+    /// from outside it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/t0-tiny");
+    /// let model = t0_model::T5Model::from_dir(&dir)?;
+    /// let enc = model.encode(&[&[100, 200, 1]])?;
+    /// let mut state = model.decoder_state(model.cross_cache(&enc), vec![0])?;
+    /// state.reserve(8);
+    /// let mut token = model.config().decoder_start_token_id;
+    /// for _ in 0..4 {
+    ///     let logits = model.decode_step(&mut state, &[token], 1)?;
+    ///     token = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap_or(0) as u32;
+    /// }
+    /// assert_eq!(state.lens(), &[4]);
+    /// # Ok(()) }
+    /// ```
+    pub fn decode_step<'s>(&self, state: &'s mut DecoderState, tokens: &[u32], t: usize) -> Result<&'s mut [f32]> {
         if t == 0 || tokens.len() != state.rows() * t {
             return Err(ModelError::InvalidArgument(format!(
                 "decode: {} tokens for {} rows of {t}",
@@ -566,16 +594,20 @@ impl T5Model {
             )));
         }
         self.check_ids(tokens)?;
-        let h = self.decoder.forward(self.kernels, &self.shared, state, tokens, t);
-        Ok(self.logits(h, tokens.len()))
+        let mut work = std::mem::take(&mut state.work);
+        self.decoder.forward(self.kernels, &self.shared, state, tokens, t, &mut work);
+        self.logits_into(&mut work, tokens.len());
+        state.work = work;
+        Ok(&mut state.work.logits[..tokens.len() * self.config.vocab_size])
     }
 
-    fn logits(&self, mut h: Vec<f32>, m: usize) -> Vec<f32> {
+    /// `work.logits[..m·vocab]` from the decoder's output in `work.normed`.
+    fn logits_into(&self, work: &mut Workspace, m: usize) {
+        let h = &mut work.normed[..m * self.config.d_model];
         if self.config.tie_word_embeddings {
-            self.kernels.scale(&mut h, (self.config.d_model as f64).powf(-0.5) as f32);
+            self.kernels.scale(h, (self.config.d_model as f64).powf(-0.5) as f32);
         }
-        let mut logits = vec![0.0f32; m * self.config.vocab_size];
-        self.lm_head.forward(self.kernels, &h, m, &mut logits);
-        logits
+        let logits = sized(&mut work.logits, m * self.config.vocab_size);
+        self.lm_head.forward(self.kernels, h, m, logits);
     }
 }

@@ -22,6 +22,11 @@ pub struct BiasVectors {
 }
 
 impl BiasVectors {
+    /// Room for `span` distances of `heads` heads without reallocating.
+    pub(crate) fn reserve(&mut self, span: usize, heads: usize) {
+        self.values.reserve((span * heads).saturating_sub(self.values.len()));
+    }
+
     /// The kernels' view.
     pub fn view(&self) -> BiasView<'_> {
         BiasView { values: &self.values, head_stride: self.head_stride, offset: self.offset }
@@ -36,16 +41,24 @@ impl RelativeBias {
 
     /// Bias for every relative distance `key − query` in `min_rel..=max_rel` (`min_rel ≤ 0 ≤ max_rel`).
     pub fn vectors(&self, min_rel: i64, max_rel: i64) -> BiasVectors {
+        let mut out = BiasVectors::default();
+        self.vectors_into(min_rel, max_rel, &mut out);
+        out
+    }
+
+    /// As [`Self::vectors`], into `out`'s buffer (which only grows: no allocation once it is
+    /// large enough).
+    pub fn vectors_into(&self, min_rel: i64, max_rel: i64, out: &mut BiasVectors) {
         let span = (max_rel - min_rel + 1) as usize;
-        let buckets: Vec<usize> = (min_rel..=max_rel)
-            .map(|rel| relative_position_bucket(rel, self.bidirectional, self.num_buckets, self.max_distance))
-            .collect();
-        let mut values = vec![0.0f32; span * self.heads];
-        for h in 0..self.heads {
-            for (v, &b) in values[h * span..(h + 1) * span].iter_mut().zip(&buckets) {
-                *v = self.table[b * self.heads + h];
+        out.values.clear();
+        out.values.resize(span * self.heads, 0.0);
+        for (i, rel) in (min_rel..=max_rel).enumerate() {
+            let b = relative_position_bucket(rel, self.bidirectional, self.num_buckets, self.max_distance);
+            for h in 0..self.heads {
+                out.values[h * span + i] = self.table[b * self.heads + h];
             }
         }
-        BiasVectors { values, head_stride: span, offset: (-min_rel) as usize }
+        out.head_stride = span;
+        out.offset = (-min_rel) as usize;
     }
 }

@@ -63,7 +63,7 @@ impl T5Model {
         let enc = self.encode(&[prompt])?;
         let cross = self.cross_cache(&enc);
         let mut state = self.decoder_state(cross, vec![0; choices.len()])?;
-        let mut logits = self.decode(&mut state, &tokens, t)?;
+        let logits = self.decode_step(&mut state, &tokens, t)?;
         let mut scores = Vec::with_capacity(choices.len());
         for (r, ch) in choices.iter().enumerate() {
             let mut lps = Vec::with_capacity(ch.len());

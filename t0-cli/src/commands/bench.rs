@@ -110,6 +110,7 @@ pub fn run(a: Args) -> Result<()> {
     model.decode(&mut warm, &start, 1)?;
     drop(warm);
     let mut state = model.decoder_state(cross, (0..a.batch).collect())?;
+    state.reserve(a.new_tokens + 1);
     let mut next = start;
     let vocab = c.vocab_size;
     if let Some(p) = profiler {
@@ -119,7 +120,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut step_ms = Vec::with_capacity(a.new_tokens);
     for _ in 0..a.new_tokens {
         let ts = Instant::now();
-        let mut logits = model.decode(&mut state, &next, 1)?;
+        let logits = model.decode_step(&mut state, &next, 1)?;
         step_ms.push(ts.elapsed().as_secs_f64() * 1e3);
         for (r, tok) in next.iter_mut().enumerate() {
             let row = &mut logits[r * vocab..(r + 1) * vocab];

@@ -704,7 +704,6 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
         let (qx, rest) = buf.split_at_mut(qbytes);
         let sx: &mut [f32] = bytemuck::cast_slice_mut(&mut rest[..m * 4]);
         // Quantise, one task per tile (tiles own disjoint runs of `qx` and `sx`).
-        let jobs: Vec<_> = qx.chunks_mut(MR_INT8 * kq * 4).zip(sx.chunks_mut(MR_INT8)).enumerate().collect();
         let quantize_tile = |(t, (qt, st)): (usize, (&mut [u8], &mut [f32]))| {
             let rows = st.len();
             with_scratch(crate::scratch::lines_for(kq * 4), |row| {
@@ -721,24 +720,23 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
             });
         };
         // Decode (one tile) quantises inline: a parallel call would cost a thread hand-off.
-        if jobs.len() == 1 {
-            jobs.into_iter().for_each(quantize_tile);
+        if tiles == 1 {
+            quantize_tile((0, (qx, sx)));
         } else {
-            jobs.into_par_iter().for_each(quantize_tile);
+            qx.par_chunks_mut(MR_INT8 * kq * 4).zip(sx.par_chunks_mut(MR_INT8)).enumerate().for_each(quantize_tile);
         }
         let (qx, sx): (&[u8], &[f32]) = (qx, sx);
         let optr = SendPtr(out.as_mut_ptr());
         let n_parts = task_target().min(panels);
         let m_parts = (task_target() / n_parts).clamp(1, tiles);
         let (n_per, m_per) = (panels.div_ceil(n_parts), tiles.div_ceil(m_parts));
-        let jobs: Vec<(Range<usize>, Range<usize>)> = (0..panels.div_ceil(n_per))
-            .flat_map(|a| {
-                (0..tiles.div_ceil(m_per))
-                    .map(move |b| (a * n_per..((a + 1) * n_per).min(panels), b * m_per..((b + 1) * m_per).min(tiles)))
-            })
-            .collect();
         let two = decode_streams() == 2;
-        jobs.into_par_iter().for_each(|(prange, trange)| {
+        let m_jobs = tiles.div_ceil(m_per);
+        // Job `j`: panels `j / m_jobs`-th run × tiles `j % m_jobs`-th run (no job list to allocate).
+        (0..panels.div_ceil(n_per) * m_jobs).into_par_iter().for_each(|j| {
+            let (a, b) = (j / m_jobs, j % m_jobs);
+            let prange = a * n_per..((a + 1) * n_per).min(panels);
+            let trange = b * m_per..((b + 1) * m_per).min(tiles);
             let o = optr;
             for p in prange {
                 let nc = PANEL.min(n - p * PANEL);

@@ -20,9 +20,12 @@ pub struct Generated {
     pub score: Option<f32>,
 }
 
-/// Positions reserved up front in the caches and outputs (larger `max_new_tokens` grow as
-/// they go, so a huge limit does not allocate for tokens never generated).
+/// Tokens reserved up front in each output (larger `max_new_tokens` grow as they go, so a huge
+/// limit does not allocate for tokens never generated).
 const RESERVE_MAX: usize = 1024;
+/// Positions reserved up front in the self-attention caches (about 0.4 MB per position and row
+/// for T0_3B, so only a short run is reserved; longer ones grow the caches geometrically).
+const CACHE_RESERVE_MAX: usize = 64;
 
 /// Index of the first maximum (as `torch.argmax`).
 pub(crate) fn argmax(xs: &[f32]) -> usize {
@@ -90,7 +93,7 @@ impl T5Model {
         let mut alive: Vec<usize> = (0..inputs.len()).collect();
         // Steps reuse these and the state's buffers: a step allocates only when rows finish.
         let (mut next, mut keep) = (Vec::with_capacity(alive.len()), Vec::with_capacity(alive.len()));
-        state.reserve(cfg.max_new_tokens.min(RESERVE_MAX) + 1);
+        state.reserve(cfg.max_new_tokens.min(CACHE_RESERVE_MAX) + 1);
         for g in &mut out {
             g.token_ids.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
             g.token_logprobs.reserve(cfg.max_new_tokens.min(RESERVE_MAX));

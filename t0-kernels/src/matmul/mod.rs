@@ -437,6 +437,20 @@ fn prefetch_l2(p: *const u8, bytes: usize) {
     let _ = (p, bytes);
 }
 
+/// Runs `f(panel range, tile range)` in parallel over a grid covering `panels × tiles`: the
+/// panels are split across tasks, and the row tiles too when there are too few panels. The
+/// grid is computed per job, not collected (no allocation).
+fn par_panel_tiles(panels: usize, tiles: usize, f: impl Fn(Range<usize>, Range<usize>) + Sync + Send) {
+    let n_parts = task_target().min(panels);
+    let m_parts = (task_target() / n_parts.max(1)).clamp(1, tiles.max(1));
+    let (n_per, m_per) = (panels.div_ceil(n_parts.max(1)).max(1), tiles.div_ceil(m_parts).max(1));
+    let m_jobs = tiles.div_ceil(m_per);
+    (0..panels.div_ceil(n_per) * m_jobs).into_par_iter().for_each(|j| {
+        let (a, b) = (j / m_jobs, j % m_jobs);
+        f(a * n_per..((a + 1) * n_per).min(panels), b * m_per..((b + 1) * m_per).min(tiles))
+    });
+}
+
 /// Number of parallel tasks to aim for.
 fn task_target() -> usize {
     rayon::current_num_threads() * 4
@@ -596,22 +610,11 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
     let tiles = m.div_ceil(mr);
     let m_pad = tiles * mr;
     let panels = n.div_ceil(PANEL);
-    // Split panels across tasks; when there are too few panels, split row tiles too.
-    let n_parts = task_target().min(panels);
-    let m_parts = (task_target() / n_parts).clamp(1, tiles);
-    let n_per = panels.div_ceil(n_parts);
-    let m_per = tiles.div_ceil(m_parts);
     with_f32_scratch(m_pad * k, |xp| {
         pack_x_tiles(x, m, k, mr, xp);
         let xp: &[f32] = xp;
         let optr = SendPtr(out.as_mut_ptr());
-        let jobs: Vec<(Range<usize>, Range<usize>)> = (0..panels.div_ceil(n_per))
-            .flat_map(|a| {
-                (0..tiles.div_ceil(m_per))
-                    .map(move |b| (a * n_per..((a + 1) * n_per).min(panels), b * m_per..((b + 1) * m_per).min(tiles)))
-            })
-            .collect();
-        jobs.into_par_iter().for_each(|(prange, trange)| {
+        par_panel_tiles(panels, tiles, |prange, trange| {
             let o = optr;
             with_f32_scratch(KC * PANEL, |bs| {
                 // The bytes of the packed slice `(k0, p)`, to prefetch while the previous one runs.
@@ -765,16 +768,8 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
         }
         let (qx, sx): (&[u8], &[f32]) = (qx, sx);
         let optr = SendPtr(out.as_mut_ptr());
-        let n_parts = task_target().min(panels);
-        let m_parts = (task_target() / n_parts).clamp(1, tiles);
-        let (n_per, m_per) = (panels.div_ceil(n_parts), tiles.div_ceil(m_parts));
         let two = decode_streams() == 2;
-        let m_jobs = tiles.div_ceil(m_per);
-        // Job `j`: panels `j / m_jobs`-th run × tiles `j % m_jobs`-th run (no job list to allocate).
-        (0..panels.div_ceil(n_per) * m_jobs).into_par_iter().for_each(|j| {
-            let (a, b) = (j / m_jobs, j % m_jobs);
-            let prange = a * n_per..((a + 1) * n_per).min(panels);
-            let trange = b * m_per..((b + 1) * m_per).min(tiles);
+        par_panel_tiles(panels, tiles, |prange, trange| {
             let o = optr;
             // (Prefetching the next panel while the tiles run, as the f32 GEMM does, measured
             // 5-20% slower here: a full-depth int8 panel and the quantised rows fill L2.)

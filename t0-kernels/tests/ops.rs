@@ -478,10 +478,11 @@ proptest! {
 }
 
 /// The GEMM blocking (several k-slices, several tiles, partial panels) at a larger shape than
-/// the proptests reach.
+/// the proptests reach, and decode-sized `m` over enough panels that each task runs several
+/// (the int8 tiles then bring the next panel in while they run).
 #[test]
 fn matmul_large_shapes_match_reference() {
-    for (m, n, k) in [(37, 100, 700), (200, 40, 700)] {
+    for (m, n, k) in [(37, 100, 700), (200, 40, 700), (5, 2100, 300), (8, 1100, 129), (2, 700, 1023)] {
         large_shape(m, n, k);
     }
 }

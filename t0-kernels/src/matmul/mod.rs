@@ -335,6 +335,30 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         self.tile_int8(mr, kq, a, a_ks, b, comp, sx, sw, c, ldc, nc)
     }
 
+    /// [`Self::tile_int8`] that also asks for `ahead` (the next panel) to be brought into L2
+    /// while it runs, spread over its passes, so that a tile re-reading its panel from L2 for
+    /// each group of rows does not then wait for the next panel from DRAM. The default ignores
+    /// `ahead`. Prefetching never faults, so `ahead` only needs to be a valid slice.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_int8_ahead(
+        self,
+        mr: usize,
+        kq: usize,
+        a: *const u8,
+        a_ks: usize,
+        b: *const u8,
+        comp: *const i32,
+        sx: *const f32,
+        sw: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        ahead: &[u8],
+    ) {
+        let _ = ahead;
+        self.tile_int8(mr, kq, a, a_ks, b, comp, sx, sw, c, ldc, nc)
+    }
+
     /// Quantises `x[..k]` into `dst[..k]` ([`crate::quant`] rule; `u8 = q + 128` when
     /// `unsigned`); returns the scale. Bit-identical to the reference.
     unsafe fn quantize_row(self, x: *const f32, k: usize, dst: *mut u8, unsigned: bool) -> f32;
@@ -773,7 +797,7 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
             let o = optr;
             // (Prefetching the next panel while the tiles run, as the f32 GEMM does, measured
             // 5-20% slower here: a full-depth int8 panel and the quantised rows fill L2.)
-            for p in prange {
+            for p in prange.clone() {
                 let nc = PANEL.min(n - p * PANEL);
                 let b = w.panel(p);
                 let comp = &w.compensation()[p * PANEL..(p + 1) * PANEL];
@@ -785,21 +809,17 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                     // `sx` the tile's rows; this task alone writes these rows × panel columns.
                     unsafe {
                         let c = o.0.add(t * MR_INT8 * n + p * PANEL);
-                        let tile = if two { I::tile_int8_2s } else { I::tile_int8 };
-                        tile(
-                            isa,
-                            rows,
-                            kq,
-                            a.as_ptr(),
-                            rows,
-                            b.as_ptr(),
-                            comp.as_ptr(),
-                            sx[t * MR_INT8..].as_ptr(),
-                            sw.as_ptr(),
-                            c,
-                            n,
-                            nc,
-                        );
+                        let (a, b, comp, sx, sw) =
+                            (a.as_ptr(), b.as_ptr(), comp.as_ptr(), sx[t * MR_INT8..].as_ptr(), sw.as_ptr());
+                        // The task's last tile on this panel brings in its next panel.
+                        let ahead = (rows > 1 && t + 1 == trange.end && p + 1 < prange.end).then(|| w.panel(p + 1));
+                        if let Some(ahead) = ahead {
+                            isa.tile_int8_ahead(rows, kq, a, rows, b, comp, sx, sw, c, n, nc, ahead);
+                        } else if two {
+                            isa.tile_int8_2s(rows, kq, a, rows, b, comp, sx, sw, c, n, nc);
+                        } else {
+                            isa.tile_int8(rows, kq, a, rows, b, comp, sx, sw, c, n, nc);
+                        }
                     }
                 }
             }

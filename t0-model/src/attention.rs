@@ -47,8 +47,9 @@ impl SelfAttention {
         self.project_with(k, x, m, out, &mut Vec::new())
     }
 
-    /// As [`Self::project`], with `scratch` for separate q/k/v weights and `m > 1`.
-    pub(crate) fn project_with(&self, k: &dyn Kernels, x: &[f32], m: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+    /// As [`Self::project`], staging each of separate q/k/v weights' outputs in `proj`
+    /// (grown to `[m, inner]` when `m > 1`) before interleaving them into `out`.
+    pub(crate) fn project_with(&self, k: &dyn Kernels, x: &[f32], m: usize, out: &mut [f32], proj: &mut Vec<f32>) {
         let inner = self.inner();
         match &self.qkv {
             Qkv::Fused(w) => w.forward(k, x, m, out),
@@ -59,7 +60,7 @@ impl SelfAttention {
                 }
             }
             Qkv::Separate(ws) => {
-                let tmp = crate::workspace::sized(scratch, m * inner);
+                let tmp = crate::workspace::sized(proj, m * inner);
                 for (i, w) in ws.iter().enumerate() {
                     w.forward(k, x, m, tmp);
                     for (dst, src) in out.chunks_exact_mut(3 * inner).zip(tmp.chunks_exact(inner)) {

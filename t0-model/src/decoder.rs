@@ -66,7 +66,7 @@ impl Decoder {
         for (l, layer) in self.layers.iter().enumerate() {
             // Causal self-attention: write this call's keys/values into the cache, then attend.
             k.rms_norm(h, &layer.self_norm, self.eps, normed);
-            layer.self_attn.project_with(k, normed, m, qkv, &mut work.ff.up);
+            layer.self_attn.project_with(k, normed, m, qkv, &mut work.proj);
             let cache = &mut state.layers[l];
             for r in 0..rows {
                 let p0 = state.lens[r];

@@ -27,8 +27,10 @@ pub(crate) struct Workspace {
     pub(crate) tmp: Vec<f32>,
     /// Self-attention `[q | k | v]` rows `[m, 3·inner]`.
     pub(crate) qkv: Vec<f32>,
-    /// One projection `[m, inner]` (cross-attention queries, separate q/k/v).
+    /// Cross-attention queries `[m, inner]`.
     pub(crate) q: Vec<f32>,
+    /// One of separate q/k/v weights' output `[m, inner]`, before it is interleaved into `qkv`.
+    pub(crate) proj: Vec<f32>,
     /// Attention context `[m, inner]`.
     pub(crate) ctx: Vec<f32>,
     /// The feed-forward block's buffers.

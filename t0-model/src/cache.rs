@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 /// Cross-attention keys and values of every decoder layer for a set of encoded inputs.
 ///
-/// Layer `l`'s keys are `k[l]`, `[sources, seq, inner]` row-major; `mask` is the additive
+/// Layer `l`'s keys are `k[l]`, `[sources, heads, seq, d_kv]` row-major (each head's run
+/// contiguous, the order a decode step reads them in); `mask` is the additive
 /// padding mask `[sources, seq]`. Several decoder rows may read one source (answer choices
 /// of one prompt, beams): they index it, nothing is copied.
 #[derive(Debug)]

@@ -524,15 +524,29 @@ impl T5Model {
     /// Cross-attention keys and values of every decoder layer for `enc`: computed once per
     /// input, then shared by any number of decoder rows.
     pub fn cross_cache(&self, enc: &EncoderOutput) -> Arc<CrossCache> {
-        let m = enc.batch * enc.seq_len;
-        let inner = self.config.inner_dim();
+        let (seq, m) = (enc.seq_len, enc.batch * enc.seq_len);
+        let (heads, d_kv) = (self.config.num_heads, self.config.d_kv);
+        let inner = heads * d_kv;
         let (mut k, mut v) = (Vec::new(), Vec::new());
+        let mut proj = vec![0.0f32; m * inner];
+        // `[source, position, head, d_kv]` from the matmul, stored head-major
+        // (`[source, head, position, d_kv]`): each head's keys and values are then one
+        // contiguous run that a decode step streams in order.
+        let mut head_major = |w: &crate::linear::Linear| {
+            w.forward(self.kernels, &enc.hidden, m, &mut proj);
+            let mut out = vec![0.0f32; m * inner];
+            for (o, p) in out.chunks_exact_mut((seq * inner).max(1)).zip(proj.chunks_exact((seq * inner).max(1))) {
+                for (pos, row) in p.chunks_exact(inner).enumerate() {
+                    for (h, x) in row.chunks_exact(d_kv).enumerate() {
+                        o[(h * seq + pos) * d_kv..][..d_kv].copy_from_slice(x);
+                    }
+                }
+            }
+            out
+        };
         for layer in &self.decoder.layers {
-            let (mut kl, mut vl) = (vec![0.0f32; m * inner], vec![0.0f32; m * inner]);
-            layer.cross_attn.k.forward(self.kernels, &enc.hidden, m, &mut kl);
-            layer.cross_attn.v.forward(self.kernels, &enc.hidden, m, &mut vl);
-            k.push(kl);
-            v.push(vl);
+            k.push(head_major(&layer.cross_attn.k));
+            v.push(head_major(&layer.cross_attn.v));
         }
         let mask = enc.attention_mask.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }).collect();
         Arc::new(CrossCache { k, v, mask, sources: enc.batch, seq: enc.seq_len })

@@ -1,6 +1,8 @@
 //! This machine's ceilings, measured the way the kernels use the hardware:
 //! - `peak/fma`: every rayon thread runs 16 independent chains of vector FMAs on registers
 //!   (`vfmadd231ps zmm` with AVX-512); throughput in flops (criterion "elem/s" = FLOP/s).
+//! - `peak/int8`: the int8 tiles' multiply-add sequence on registers (VNNI `vpdpbusd`, or the
+//!   AVX2 sign / `vpmaddubsw` / `vpmaddwd` step); throughput in integer ops (2 per MAC).
 //! - `peak/read_1stream`, `peak/read_4streams`: every rayon thread sums its share of a 1 GiB
 //!   buffer (32× the L3) with vector loads, as one sequential stream or as four interleaved
 //!   ones (like a GEMV reading several weight rows); throughput in bytes (GB/s).
@@ -20,6 +22,11 @@ fn peak(c: &mut Criterion) {
     let (flops, _) = roofline::fma_pass();
     group.throughput(Throughput::Elements(flops as u64));
     group.bench_function("fma", |b| b.iter(roofline::fma_pass));
+    let (ops, _) = roofline::int8_pass();
+    if ops > 0.0 {
+        group.throughput(Throughput::Elements(ops as u64));
+        group.bench_function("int8", |b| b.iter(roofline::int8_pass));
+    }
     let buf = common::rand_vec(1 << 28, 3);
     group.throughput(Throughput::Bytes((buf.len() * 4) as u64));
     group.bench_function("read_1stream", |b| b.iter(|| roofline::read_pass(&buf, 1)));

@@ -1,8 +1,11 @@
 //! Measuring this machine's ceilings, for the roofline figures in `docs/kernels.md`:
-//! the f32 FMA peak and the DRAM read bandwidth, both using every rayon thread.
+//! the f32 FMA peak, the int8 multiply-add peak and the DRAM read bandwidth, all using every
+//! rayon thread.
 //!
 //! - FMA peak: each thread runs 16 independent chains of vector FMAs (enough to cover the FMA
 //!   latency on every core we target) on register operands; flops = 2 · lanes · FMAs.
+//! - int8 peak: the int8 tiles' own instruction sequence on registers (`vpdpbusd`, or without
+//!   VNNI the exact `vpsignb` / `vpmaddubsw` / `vpmaddwd` / `vpaddd` step); ops = 2 · MACs.
 //! - Read bandwidth: each thread sums its share of a buffer much larger than the last-level
 //!   cache with vector loads (4 accumulators); bytes = buffer size. No writes, like a GEMV.
 
@@ -55,6 +58,43 @@ mod x86 {
         t.iter().sum()
     }
 
+    /// The int8 tiles' inner step without VNNI, on registers: per 32 multiply-adds a
+    /// `vpsignb`, `vpmaddubsw`, `vpmaddwd` and `vpaddd` (what keeps the products exact, see
+    /// `matmul/avx2.rs`), 8 independent accumulators × 4 weight vectors × 2 activation vectors.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn int8_avx2(iters: usize) -> i32 {
+        let ones = _mm256_set1_epi16(1);
+        let w = [_mm256_set1_epi8(1), _mm256_set1_epi8(3), _mm256_set1_epi8(5), _mm256_set1_epi8(7)];
+        let mut x = [_mm256_set1_epi8(2), _mm256_set1_epi8(-4)];
+        let mut acc = [_mm256_setzero_si256(); 8];
+        for _ in 0..iters {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let (wj, xj) = (w[j & 3], x[j >> 2]);
+                let p = _mm256_maddubs_epi16(_mm256_abs_epi8(xj), _mm256_sign_epi8(wj, xj));
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(p, ones));
+            }
+            // New activations each step, so nothing is hoisted out of the loop.
+            x = [_mm256_add_epi8(x[0], ones), _mm256_sub_epi8(x[1], ones)];
+        }
+        let s = acc.iter().fold(_mm256_setzero_si256(), |s, a| _mm256_add_epi32(s, *a));
+        _mm256_extract_epi32::<0>(s)
+    }
+
+    /// The VNNI int8 step: 16 independent `vpdpbusd` chains on zmm registers.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn int8_vnni(iters: usize) -> i32 {
+        let b = _mm512_set1_epi8(3);
+        let a = _mm512_set1_epi8(1);
+        let mut acc = [_mm512_setzero_si512(); 16];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, a, b);
+            }
+        }
+        let s = acc.iter().fold(_mm512_setzero_si512(), |s, a| _mm512_add_epi32(s, *a));
+        _mm512_reduce_add_epi32(s)
+    }
+
     /// Sum of `xs` with 4 zmm accumulators (length a multiple of 64).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sum_avx512(xs: &[f32]) -> f32 {
@@ -97,6 +137,44 @@ pub fn fma_pass() -> (f64, f32) {
         (2.0 * 8.0 * FMA_ITERS as f64, acc.iter().sum())
     };
     (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// Iterations of the int8 inner kernel per thread per call.
+const INT8_ITERS: usize = 1 << 19;
+
+/// One block of the int8 tiles' multiply-add instructions on every rayon thread (VNNI
+/// `vpdpbusd` when present, else the AVX2 sequence the tiles use); returns the integer ops done
+/// (2 per multiply-add) and a value to keep the work alive. `(0.0, _)` where neither exists.
+pub fn int8_pass() -> (f64, i64) {
+    let threads = rayon::current_num_threads();
+    let run = |_: usize| -> (f64, i64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::cpu::has_avx512_vnni() {
+                // SAFETY: AVX-512F and VNNI were detected.
+                return (2.0 * 64.0 * 16.0 * INT8_ITERS as f64, unsafe { x86::int8_vnni(INT8_ITERS) } as i64);
+            }
+            if crate::cpu::has_avx2() {
+                // SAFETY: AVX2 was detected.
+                return (2.0 * 32.0 * 8.0 * INT8_ITERS as f64, unsafe { x86::int8_avx2(INT8_ITERS) } as i64);
+            }
+        }
+        (0.0, 0)
+    };
+    (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)))
+}
+
+/// The int8 multiply-add ceiling in GOP/s (see [`int8_pass`]), best of `reps` runs; 0 where
+/// the machine has neither VNNI nor AVX2.
+pub fn int8_peak_gops(reps: usize) -> f64 {
+    (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            let (ops, sink) = int8_pass();
+            std::hint::black_box(sink);
+            ops / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
 }
 
 /// The f32 FMA peak of this machine in GFLOP/s (all rayon threads, widest vectors available),
@@ -166,4 +244,19 @@ pub fn read_bandwidth_gbs(buf: &[f32], reps: usize) -> f64 {
             (buf.len() * 4) as f64 / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_pass_counts_ops_where_the_tiles_have_an_int8_path() {
+        let (ops, _) = int8_pass();
+        let expected = cfg!(target_arch = "x86_64") && (crate::cpu::has_avx2() || crate::cpu::has_avx512_vnni());
+        assert_eq!(ops > 0.0, expected, "ops = {ops}");
+        if expected {
+            assert!(int8_peak_gops(1) > 0.0);
+        }
+    }
 }

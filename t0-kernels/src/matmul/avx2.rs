@@ -8,6 +8,9 @@ use crate::quant::quantize_row_reference;
 
 /// Rows per f32 GEMM tile: 6 × 16 outputs = 12 accumulators of the 16 ymm registers.
 const MR: usize = 6;
+/// Depth block of the int8 tiles, in k-quads: a 16 KiB block of a panel stays in L1 while each
+/// pair of rows runs over it (the pairs' i32 sums wait in a small array between blocks).
+const KB_INT8: usize = 128;
 
 /// AVX2 + FMA kernels; constructible only when the CPU has them.
 #[derive(Clone, Copy, Debug)]
@@ -438,9 +441,10 @@ unsafe fn tile_bf16(
 /// x))` never saturates because codes are within ±127, then `vpmaddwd` by ones widens to i32.
 /// All 32 outputs of a k-quad are computed at once, so each 128-byte step of the panel is read
 /// whole and in order. (Four rows over two 16-output passes, each reading every other cache
-/// line, measured 40% slower at one row and 20% slower at eight, 5120 × 2048.) `PF`: prefetch
-/// the panel ahead, for the first two-row pass over it (the one that reads it from DRAM; later
-/// passes find it in L2, where prefetching measured a few percent slower).
+/// line, measured 40% slower at one row and 20% slower at eight, 5120 × 2048.) Runs `kq`
+/// quads and adds into `acc_out` (the caller blocks the depth, see [`tile_int8`]). `PF`:
+/// prefetch the panel ahead, for the first pair of rows over a block (the one that reads it
+/// from L2 or DRAM; later pairs find it in L1, where prefetching measured a few percent slower).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_int8_m<const MR: usize, const PF: bool>(
@@ -448,15 +452,12 @@ unsafe fn tile_int8_m<const MR: usize, const PF: bool>(
     a: *const u8,
     a_ks: usize,
     b: *const u8,
-    sx: *const f32,
-    sw: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    nc: usize,
+    acc_out: &mut [[__m256i; 4]],
     ahead: Ahead,
 ) {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_si256(); 4]; MR];
+    acc.copy_from_slice(&acc_out[..MR]);
     let (mut pa, mut pb) = (a, b);
     let (mut line, per_quad) = (0, ahead.lines.div_ceil(kq.max(1)));
     for _ in 0..kq {
@@ -486,7 +487,7 @@ unsafe fn tile_int8_m<const MR: usize, const PF: bool>(
         pa = pa.add(4 * a_ks);
         pb = pb.add(4 * PANEL);
     }
-    store_int8::<MR>(&acc, sx, sw, c, ldc, nc);
+    acc_out[..MR].copy_from_slice(&acc);
 }
 
 /// `c[i·ldc + j] = acc[i, j] as f32 · (sx[i] · sw[j])` for `j < nc`.
@@ -557,6 +558,9 @@ unsafe fn tile_int8_2s_1(
     store_int8::<1>(&sum, sx, sw, c, ldc, nc);
 }
 
+/// Up to [`MR_INT8`] rows against one int8 panel: the depth in blocks of [`KB_INT8`] quads,
+/// each run by every pair of rows in turn while it sits in L1; `ahead` (the next panel) is
+/// brought into L2 a share per (block, pair).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_int8(
@@ -574,23 +578,37 @@ unsafe fn tile_int8(
     ahead_bytes: usize,
 ) {
     debug_assert!(mr <= MR_INT8);
+    let kb = KB_INT8;
+    let blocks = kq.div_ceil(kb).max(1);
+    let pairs = mr.div_ceil(2);
     let lines = ahead_bytes.div_ceil(64);
-    let per_pass = lines.div_ceil(mr.div_ceil(2));
-    let mut i0 = 0;
-    while i0 < mr {
-        let rows = (mr - i0).min(2);
-        let (ai, si, ci) = (a.add(4 * i0), sx.add(i0), c.add(i0 * ldc));
-        // This pass's share of the lines to bring into L2.
-        let pass = i0 / 2;
-        let first = (pass * per_pass).min(lines);
-        let share = Ahead { ptr: ahead.wrapping_add(64 * first), lines: per_pass.min(lines - first) };
-        match (rows, i0 == 0) {
-            (1, true) => tile_int8_m::<1, true>(kq, ai, a_ks, b, si, sw, ci, ldc, nc, share),
-            (1, false) => tile_int8_m::<1, false>(kq, ai, a_ks, b, si, sw, ci, ldc, nc, share),
-            (_, true) => tile_int8_m::<2, true>(kq, ai, a_ks, b, si, sw, ci, ldc, nc, share),
-            (_, false) => tile_int8_m::<2, false>(kq, ai, a_ks, b, si, sw, ci, ldc, nc, share),
+    let per_step = lines.div_ceil(blocks * pairs);
+    let mut acc = [[_mm256_setzero_si256(); 4]; MR_INT8];
+    for blk in 0..blocks {
+        let (q0, nq) = (blk * kb, kb.min(kq - blk * kb));
+        let (ab, bb) = (a.add(4 * q0 * a_ks), b.add(4 * q0 * PANEL));
+        for pair in 0..pairs {
+            let i0 = 2 * pair;
+            let rows = (mr - i0).min(2);
+            // This step's share of the lines to bring into L2.
+            let first = ((blk * pairs + pair) * per_step).min(lines);
+            let share = Ahead { ptr: ahead.wrapping_add(64 * first), lines: per_step.min(lines - first) };
+            let (ai, acc) = (ab.add(4 * i0), &mut acc[i0..i0 + rows]);
+            match (rows, pair == 0) {
+                (1, true) => tile_int8_m::<1, true>(nq, ai, a_ks, bb, acc, share),
+                (1, false) => tile_int8_m::<1, false>(nq, ai, a_ks, bb, acc, share),
+                (_, true) => tile_int8_m::<2, true>(nq, ai, a_ks, bb, acc, share),
+                (_, false) => tile_int8_m::<2, false>(nq, ai, a_ks, bb, acc, share),
+            }
         }
-        i0 += rows;
+    }
+    for i0 in (0..mr).step_by(2) {
+        let (si, ci) = (sx.add(i0), c.add(i0 * ldc));
+        if mr - i0 == 1 {
+            store_int8::<1>(&[acc[i0]], si, sw, ci, ldc, nc);
+        } else {
+            store_int8::<2>(&[acc[i0], acc[i0 + 1]], si, sw, ci, ldc, nc);
+        }
     }
 }
 

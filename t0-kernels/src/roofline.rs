@@ -167,12 +167,20 @@ pub fn int8_pass() -> (f64, i64) {
 /// The int8 multiply-add ceiling in GOP/s (see [`int8_pass`]), best of `reps` runs; 0 where
 /// the machine has neither VNNI nor AVX2.
 pub fn int8_peak_gops(reps: usize) -> f64 {
+    best_rate(reps, || {
+        let (ops, sink) = int8_pass();
+        std::hint::black_box(sink);
+        ops
+    })
+}
+
+/// The highest of `reps` rates (units of `pass`'s returned work per second, ÷ 10⁹).
+fn best_rate(reps: usize, pass: impl Fn() -> f64) -> f64 {
     (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
-            let (ops, sink) = int8_pass();
-            std::hint::black_box(sink);
-            ops / t.elapsed().as_secs_f64() / 1e9
+            let work = pass();
+            work / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)
 }
@@ -180,14 +188,11 @@ pub fn int8_peak_gops(reps: usize) -> f64 {
 /// The f32 FMA peak of this machine in GFLOP/s (all rayon threads, widest vectors available),
 /// best of `reps` runs.
 pub fn fma_peak_gflops(reps: usize) -> f64 {
-    (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            let (flops, sink) = fma_pass();
-            std::hint::black_box(sink);
-            flops / t.elapsed().as_secs_f64() / 1e9
-        })
-        .fold(0.0, f64::max)
+    best_rate(reps, || {
+        let (flops, sink) = fma_pass();
+        std::hint::black_box(sink);
+        flops
+    })
 }
 
 /// Sum of a slice with the widest vectors available.
@@ -237,13 +242,10 @@ pub fn read_pass(buf: &[f32], streams: usize) -> f32 {
 /// DRAM read bandwidth in GB/s (10⁹ bytes per second): [`read_pass`] with one stream per
 /// thread over `buf` (make it several times the last-level cache), best of `reps` passes.
 pub fn read_bandwidth_gbs(buf: &[f32], reps: usize) -> f64 {
-    (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(read_pass(buf, 1));
-            (buf.len() * 4) as f64 / t.elapsed().as_secs_f64() / 1e9
-        })
-        .fold(0.0, f64::max)
+    best_rate(reps, || {
+        std::hint::black_box(read_pass(buf, 1));
+        (buf.len() * 4) as f64
+    })
 }
 
 #[cfg(test)]

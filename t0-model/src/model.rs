@@ -535,11 +535,10 @@ impl T5Model {
         let mut head_major = |w: &crate::linear::Linear| {
             w.forward(self.kernels, &enc.hidden, m, &mut proj);
             let mut out = vec![0.0f32; m * inner];
-            for (o, p) in out.chunks_exact_mut((seq * inner).max(1)).zip(proj.chunks_exact((seq * inner).max(1))) {
-                for (pos, row) in p.chunks_exact(inner).enumerate() {
-                    for (h, x) in row.chunks_exact(d_kv).enumerate() {
-                        o[(h * seq + pos) * d_kv..][..d_kv].copy_from_slice(x);
-                    }
+            for (r, row) in proj.chunks_exact(inner).enumerate() {
+                let (src, pos) = (r / seq, r % seq);
+                for (h, x) in row.chunks_exact(d_kv).enumerate() {
+                    out[((src * heads + h) * seq + pos) * d_kv..][..d_kv].copy_from_slice(x);
                 }
             }
             out

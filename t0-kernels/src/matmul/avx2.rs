@@ -578,14 +578,13 @@ unsafe fn tile_int8(
     ahead_bytes: usize,
 ) {
     debug_assert!(mr <= MR_INT8);
-    let kb = KB_INT8;
-    let blocks = kq.div_ceil(kb).max(1);
+    let blocks = kq.div_ceil(KB_INT8).max(1);
     let pairs = mr.div_ceil(2);
     let lines = ahead_bytes.div_ceil(64);
     let per_step = lines.div_ceil(blocks * pairs);
     let mut acc = [[_mm256_setzero_si256(); 4]; MR_INT8];
     for blk in 0..blocks {
-        let (q0, nq) = (blk * kb, kb.min(kq - blk * kb));
+        let (q0, nq) = (blk * KB_INT8, KB_INT8.min(kq - blk * KB_INT8));
         let (ab, bb) = (a.add(4 * q0 * a_ks), b.add(4 * q0 * PANEL));
         for pair in 0..pairs {
             let i0 = 2 * pair;

@@ -811,7 +811,8 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                         let c = o.0.add(t * MR_INT8 * n + p * PANEL);
                         let (a, b, comp, sx, sw) =
                             (a.as_ptr(), b.as_ptr(), comp.as_ptr(), sx[t * MR_INT8..].as_ptr(), sw.as_ptr());
-                        // The task's last tile on this panel brings in its next panel.
+                        // The task's last tile on this panel brings in its next panel (a one-row tile streams
+                        // its panel once, so only tiles of two or more rows re-read it and gain).
                         let ahead = (rows > 1 && t + 1 == trange.end && p + 1 < prange.end).then(|| w.panel(p + 1));
                         if let Some(ahead) = ahead {
                             isa.tile_int8_ahead(rows, kq, a, rows, b, comp, sx, sw, c, n, nc, ahead);

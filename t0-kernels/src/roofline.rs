@@ -166,6 +166,15 @@ pub fn int8_pass() -> (f64, i64) {
 
 /// The int8 multiply-add ceiling in GOP/s (see [`int8_pass`]), best of `reps` runs; 0 where
 /// the machine has neither VNNI nor AVX2.
+///
+/// ```
+/// use t0_kernels::roofline;
+///
+/// let int8 = roofline::int8_peak_gops(1);
+/// let fma = roofline::fma_peak_gflops(1);
+/// println!("int8 {int8:.0} GOP/s, f32 FMA {fma:.0} GFLOP/s");
+/// assert!(int8 >= 0.0 && fma > 0.0);
+/// ```
 pub fn int8_peak_gops(reps: usize) -> f64 {
     best_rate(reps, || {
         let (ops, sink) = int8_pass();

@@ -529,3 +529,22 @@ fn stacked_packing_equals_packing_the_concatenation() {
         }
     }
 }
+
+#[test]
+fn int8_compensation_read_back_equals_the_packed_one() {
+    struct Bytes(Vec<u8>);
+    impl t0_kernels::SharedPanels for Bytes {
+        fn panel_bytes(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    for (rows, cols) in [(1, 1), (7, 33), (33, 7), (70, 1023)] {
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 251) as f32 / 25.0 - 5.0).collect();
+        let packed = PackedWeight::from_f32(&w, rows, cols, PackDType::Int8);
+        let bytes = std::sync::Arc::new(Bytes(packed.panel_data().to_vec()));
+        let back = PackedWeight::from_parts(PackDType::Int8, rows, cols, bytes, packed.scales().to_vec(), Vec::new())
+            .expect("valid parts");
+        assert_eq!(back.compensation(), packed.compensation(), "[{rows}, {cols}]");
+        assert!(packed.compensation().iter().any(|&c| c != 0));
+    }
+}

@@ -266,16 +266,7 @@ impl PackedWeight {
         };
         let mut w = PackedWeight { dtype, rows, cols, data, scales, comp };
         if dtype == PackDType::Int8 && w.comp.is_empty() {
-            let mut q = vec![0i8; cols];
-            w.comp = (0..n_scales)
-                .map(|r| {
-                    if r >= rows {
-                        return 0;
-                    }
-                    w.row_codes(r, &mut q);
-                    128 * q.iter().map(|&x| x as i32).sum::<i32>()
-                })
-                .collect();
+            w.comp = int8_compensation(w.data.bytes(), rows, w.panel_bytes());
         }
         Ok(w)
     }
@@ -420,6 +411,29 @@ impl PackedWeight {
             }
         }
     }
+}
+
+/// The int8 compensation terms `128 · Σ q` of every row (0 for the padding rows of the last
+/// panel), summed over each panel's bytes front to back (`[quad][32 rows][4]`), one panel per
+/// task: a converted model's load reads each weight once, in order. Padding columns count too:
+/// they are the bytes the unsigned tiles multiply by the activations' zero point.
+fn int8_compensation(panels: &[u8], rows: usize, panel_bytes: usize) -> Vec<i32> {
+    let mut comp = vec![0i32; rows.div_ceil(PANEL) * PANEL];
+    if panel_bytes == 0 {
+        return comp;
+    }
+    comp.par_chunks_mut(PANEL).zip(panels.par_chunks(panel_bytes)).enumerate().for_each(|(p, (c, panel))| {
+        let mut sums = [0i32; PANEL];
+        for quad in panel.chunks_exact(4 * PANEL) {
+            for (s, q) in sums.iter_mut().zip(quad.chunks_exact(4)) {
+                *s += q.iter().map(|&b| b as i8 as i32).sum::<i32>();
+            }
+        }
+        for (j, (c, s)) in c.iter_mut().zip(sums).enumerate() {
+            *c = if p * PANEL + j < rows { 128 * s } else { 0 };
+        }
+    });
+    comp
 }
 
 /// `f16` bits to f32 (for the raw-f16 view's scalar tails).

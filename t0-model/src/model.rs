@@ -89,7 +89,7 @@ pub struct T5Model {
     config: T5Config,
     dir: PathBuf,
     kernels: &'static dyn Kernels,
-    shared: Linear,
+    pub(crate) shared: Linear,
     pub(crate) lm_head: Linear,
     pub(crate) encoder: Encoder,
     pub(crate) decoder: Decoder,

@@ -1,0 +1,151 @@
+//! Running the model on a compute device other than through the CPU model's own path: a
+//! [`Backend`] is a small set of operations on buffers that live on the device (upload, matmul,
+//! RMS norm, activations, residual add, attention with T5's relative bias, a KV-cache append,
+//! argmax), and [`DeviceModel`] is T5 written once against it: weights uploaded once, encoder,
+//! cross-attention keys/values computed once per input, and decode steps whose caches stay on the
+//! device (the host sends token ids and reads back argmaxes or logits, once per step, never per
+//! layer).
+//!
+//! Two backends: [`HostBackend`] (host memory, this crate's CPU kernels; it checks the
+//! orchestration against the CPU model wherever the tests run); a CUDA backend on the kernels of
+//! `t0_kernels::cuda` comes next (see docs/cuda.md).
+//!
+//! ```
+//! use t0_model::device::{DeviceModel, HostBackend, DeviceDType};
+//! # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gated-gelu-inner");
+//! let model = t0_model::T5Model::from_dir(&dir)?;
+//! let dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32)?;
+//! let ids = dev.generate_greedy(&[&[37, 8, 5, 1]], 5)?;
+//! let cpu = model.generate(&[vec![37, 8, 5, 1]], &t0_model::GenerationConfig::greedy(5))?;
+//! assert_eq!(ids[0], cpu[0][0].token_ids);
+//! # Ok::<(), t0_model::ModelError>(())
+//! ```
+
+mod host;
+mod model;
+
+pub use host::HostBackend;
+pub use model::{DeviceEncoded, DeviceModel, DeviceState};
+
+use t0_kernels::{Activation, WeightView};
+
+use crate::Result;
+
+/// How weights are stored on the device (activations and sums are f32 either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceDType {
+    /// 4 bytes per weight: results within rounding of the CPU model.
+    F32,
+    /// bfloat16 weights (T0 was trained in bf16): half the bytes a decode step reads.
+    Bf16,
+}
+
+/// A buffer region: the buffer and the element offset where the operand starts.
+pub type At<'a, B> = (&'a <B as Backend>::Buf, usize);
+
+/// One attention call (as [`t0_kernels::AttentionArgs`], with buffer offsets): for query row `i`
+/// and head `h`, `softmax_j(q·k_j + bias + mask_j) · v_j`, no `1/√d` scaling (T5).
+pub struct DeviceAttention<'a, B: Backend + ?Sized> {
+    /// Query `i`, head `h` at `q.1 + i·q_row_stride + h·d_kv`.
+    pub q: At<'a, B>,
+    /// Key `j`, head `h` at `k.1 + h·kv_head_stride + j·kv_row_stride`.
+    pub k: At<'a, B>,
+    /// Values, laid out as the keys.
+    pub v: At<'a, B>,
+    /// Heads.
+    pub heads: usize,
+    /// Width of one head.
+    pub d_kv: usize,
+    /// Query rows.
+    pub q_len: usize,
+    /// Keys.
+    pub kv_len: usize,
+    /// Distance between query rows.
+    pub q_row_stride: usize,
+    /// Distance between heads of the keys/values.
+    pub kv_head_stride: usize,
+    /// Distance between keys.
+    pub kv_row_stride: usize,
+    /// Position of query row 0 (for causality and the bias).
+    pub q_pos0: usize,
+    /// Keys after a query's own position are not seen.
+    pub causal: bool,
+    /// Relative bias `values[h·head_stride + offset + j − (q_pos0 + i)]`: (values, head stride,
+    /// offset), as [`t0_kernels::BiasView`].
+    pub bias: Option<(&'a B::Buf, usize, usize)>,
+    /// Additive mask per key.
+    pub mask: Option<At<'a, B>>,
+}
+
+/// The operations [`DeviceModel`] runs. Buffers are f32 and may be longer than an operation
+/// needs (workspaces are reused); every operation says which prefix it reads and writes.
+/// Implementations return errors (never panic) on sizes that do not fit.
+pub trait Backend: Send + Sync {
+    /// An f32 buffer in the device's memory.
+    type Buf: Send + Sync;
+    /// A weight matrix `[rows, cols]` in the device's memory.
+    type Weight: Send + Sync;
+
+    /// A name for messages (`cpu (avx2)`, `cuda:0 (sm_90)`).
+    fn name(&self) -> String;
+    /// A new buffer holding `x`.
+    fn upload(&self, x: &[f32]) -> Result<Self::Buf>;
+    /// A new zeroed buffer of `len` values.
+    fn zeros(&self, len: usize) -> Result<Self::Buf>;
+    /// The first `len` values of `x`, on the host (waits for the device).
+    fn download(&self, x: &Self::Buf, len: usize) -> Result<Vec<f32>>;
+    /// A weight on the device, stored as `dtype`.
+    fn upload_weight(&self, w: &WeightView<'_>, dtype: DeviceDType) -> Result<Self::Weight>;
+    /// `out[m, rows] = x[m, cols] · wᵀ`.
+    fn linear(&self, x: &Self::Buf, m: usize, w: &Self::Weight, out: &mut Self::Buf) -> Result<()>;
+    /// `out[t, :] = table[ids[t], :]` for a `[vocab, cols]` table (ids already checked).
+    fn embedding(&self, table: &Self::Buf, cols: usize, ids: &[u32], out: &mut Self::Buf) -> Result<()>;
+    /// T5's RMS norm of `rows` rows of `cols` values.
+    fn rms_norm(
+        &self,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        eps: f32,
+        rows: usize,
+        cols: usize,
+        out: &mut Self::Buf,
+    ) -> Result<()>;
+    /// `x = act(x)` over the first `len` values.
+    fn activation(&self, act: Activation, x: &mut Self::Buf, len: usize) -> Result<()>;
+    /// `out[r, c] = act(both[r, c]) · both[r, ff + c]` for rows of `[gate | up]`.
+    fn gated(&self, act: Activation, both: &Self::Buf, rows: usize, ff: usize, out: &mut Self::Buf) -> Result<()>;
+    /// `acc += x` over the first `len` values.
+    fn add_assign(&self, acc: &mut Self::Buf, x: &Self::Buf, len: usize) -> Result<()>;
+    /// `x *= s` over the first `len` values.
+    fn scale(&self, x: &mut Self::Buf, len: usize, s: f32) -> Result<()>;
+    /// Writes the keys and values of `rows` rows of `qkv` (`[rows, q | k | v]`, each part
+    /// `heads·d_kv` wide) at position `pos` of caches laid out `[rows, heads, cap, d_kv]`.
+    #[allow(clippy::too_many_arguments)]
+    fn kv_append(
+        &self,
+        qkv: &Self::Buf,
+        rows: usize,
+        heads: usize,
+        d_kv: usize,
+        k: &mut Self::Buf,
+        v: &mut Self::Buf,
+        cap: usize,
+        pos: usize,
+    ) -> Result<()>;
+    /// Attention into `out` from offset `out_off`, `[q_len, heads·d_kv]` densely.
+    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
+    /// The index of the largest value of each of `rows` rows (the first on ties).
+    fn argmax(&self, x: &Self::Buf, rows: usize, cols: usize) -> Result<Vec<u32>>;
+}
+
+/// The rows of a weight view (any storage) as row-major f32 values, `[rows, cols]`.
+pub(crate) fn rows_f32(w: &WeightView<'_>) -> Vec<f32> {
+    let (rows, cols) = (w.rows(), w.cols());
+    let mut out = vec![0.0f32; rows * cols];
+    if cols > 0 {
+        for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+            w.row_to_f32(r, row);
+        }
+    }
+    out
+}

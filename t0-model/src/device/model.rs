@@ -1,0 +1,490 @@
+//! T5 on a [`Backend`]: weights uploaded once, the encoder, cross-attention keys/values computed
+//! once per input, and decode steps with device-resident caches.
+
+use std::sync::Arc;
+
+use t0_kernels::{Activation, WeightView};
+
+use super::{rows_f32, Backend, DeviceAttention, DeviceDType};
+use crate::attention::Qkv;
+use crate::feed_forward::Wi;
+use crate::linear::Linear;
+use crate::position_bias::{BiasVectors, RelativeBias};
+use crate::{ModelError, Result, T5Config, T5Model};
+
+/// A weight on the device and its shape.
+struct DevLinear<B: Backend> {
+    w: B::Weight,
+    rows: usize,
+}
+
+impl<B: Backend> DevLinear<B> {
+    /// Uploads the rows of `parts`, stacked in order, as one weight.
+    fn new(backend: &B, parts: &[WeightView<'_>], dtype: DeviceDType) -> Result<Self> {
+        let w = if let [one] = parts {
+            backend.upload_weight(one, dtype)?
+        } else {
+            let cols = parts.first().map_or(0, |p| p.cols());
+            let rows: usize = parts.iter().map(|p| p.rows()).sum();
+            let data: Vec<f32> = parts.iter().flat_map(rows_f32).collect();
+            backend.upload_weight(&WeightView::f32(&data, rows, cols), dtype)?
+        };
+        Ok(Self { w, rows: parts.iter().map(|p| p.rows()).sum() })
+    }
+
+    fn of(backend: &B, l: &Linear, dtype: DeviceDType) -> Result<Self> {
+        Self::new(backend, &[l.view()], dtype)
+    }
+}
+
+struct DevFeedForward<B: Backend> {
+    /// `wi`, or `[wi_0; wi_1]` stacked when gated.
+    wi: DevLinear<B>,
+    wo: DevLinear<B>,
+    gated: bool,
+    act: Activation,
+}
+
+impl<B: Backend> DevFeedForward<B> {
+    fn of(backend: &B, ff: &crate::feed_forward::FeedForward, dtype: DeviceDType) -> Result<Self> {
+        let (wi, gated) = match &ff.wi {
+            Wi::Plain(l) => (DevLinear::of(backend, l, dtype)?, false),
+            Wi::Gated { gate, up } => (DevLinear::new(backend, &[gate.view(), up.view()], dtype)?, true),
+            Wi::GatedFused(l) => (DevLinear::of(backend, l, dtype)?, true),
+        };
+        Ok(Self { wi, wo: DevLinear::of(backend, &ff.wo, dtype)?, gated, act: ff.kind.activation })
+    }
+}
+
+/// `[q; k; v]` stacked, for a self-attention block.
+fn qkv_of<B: Backend>(backend: &B, qkv: &Qkv, dtype: DeviceDType) -> Result<DevLinear<B>> {
+    match qkv {
+        Qkv::Fused(l) => DevLinear::of(backend, l, dtype),
+        Qkv::Separate([q, k, v]) => DevLinear::new(backend, &[q.view(), k.view(), v.view()], dtype),
+    }
+}
+
+struct EncLayer<B: Backend> {
+    attn_norm: B::Buf,
+    qkv: DevLinear<B>,
+    o: DevLinear<B>,
+    ff_norm: B::Buf,
+    ff: DevFeedForward<B>,
+}
+
+struct DecLayer<B: Backend> {
+    self_norm: B::Buf,
+    qkv: DevLinear<B>,
+    self_o: DevLinear<B>,
+    cross_norm: B::Buf,
+    cross_q: DevLinear<B>,
+    cross_k: DevLinear<B>,
+    cross_v: DevLinear<B>,
+    cross_o: DevLinear<B>,
+    ff_norm: B::Buf,
+    ff: DevFeedForward<B>,
+}
+
+/// A T5 model whose weights live on a [`Backend`]'s device. `Send + Sync`: one model serves
+/// any number of threads, each with its own [`DeviceState`].
+pub struct DeviceModel<B: Backend> {
+    backend: B,
+    config: T5Config,
+    dtype: DeviceDType,
+    embed: B::Buf,
+    lm_head: DevLinear<B>,
+    enc: Vec<EncLayer<B>>,
+    enc_final: B::Buf,
+    enc_bias: RelativeBias,
+    dec: Vec<DecLayer<B>>,
+    dec_final: B::Buf,
+    dec_bias: RelativeBias,
+}
+
+impl<B: Backend> std::fmt::Debug for DeviceModel<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceModel").field("backend", &self.backend.name()).field("dtype", &self.dtype).finish()
+    }
+}
+
+/// One input's encoder output on the device, with the cross-attention keys and values of every
+/// decoder layer (`[position, heads·d_kv]` each).
+pub struct DeviceEncoded<B: Backend> {
+    /// Input length.
+    pub seq: usize,
+    hidden: B::Buf,
+    k: Vec<B::Buf>,
+    v: Vec<B::Buf>,
+}
+
+impl<B: Backend> DeviceEncoded<B> {
+    /// The encoder's final hidden states, `[seq, d_model]`, on the host.
+    pub fn hidden(&self, backend: &B, d_model: usize) -> Result<Vec<f32>> {
+        backend.download(&self.hidden, self.seq * d_model)
+    }
+}
+
+/// Per-layer workspaces of a forward pass (sized for the largest `m` seen).
+struct Work<B: Backend> {
+    h: B::Buf,
+    normed: B::Buf,
+    tmp: B::Buf,
+    qkv: B::Buf,
+    q: B::Buf,
+    ctx: B::Buf,
+    ff: B::Buf,
+    act: B::Buf,
+    bias: B::Buf,
+}
+
+/// The decoder state of `rows` rows decoded in step: self-attention caches
+/// (`[rows, heads, capacity, d_kv]` per layer), each row's encoded input, workspaces, and the
+/// last step's logits, all on the device.
+pub struct DeviceState<B: Backend> {
+    rows: usize,
+    len: usize,
+    cap: usize,
+    k: Vec<B::Buf>,
+    v: Vec<B::Buf>,
+    sources: Vec<Arc<DeviceEncoded<B>>>,
+    work: Work<B>,
+    logits: B::Buf,
+    bias_host: BiasVectors,
+}
+
+impl<B: Backend> DeviceState<B> {
+    /// Tokens decoded so far per row.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first step.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Rows decoded together.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// The T5 scale of the tied head's input, `d_model^-0.5` (as the CPU model computes it).
+fn tied_scale(d: usize) -> f32 {
+    (d as f64).powf(-0.5) as f32
+}
+
+impl<B: Backend> DeviceModel<B> {
+    /// Uploads `model`'s weights to `backend`'s device, stored as `dtype` (norms, biases and
+    /// the embedding table stay f32), one tensor at a time.
+    pub fn new(model: &T5Model, backend: B, dtype: DeviceDType) -> Result<Self> {
+        Self::new_with_progress(model, backend, dtype, &|_, _| {})
+    }
+
+    /// As [`DeviceModel::new`], calling `progress(done, total)` after each layer.
+    pub fn new_with_progress(
+        model: &T5Model,
+        backend: B,
+        dtype: DeviceDType,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Self> {
+        let config = model.config().clone();
+        let b = &backend;
+        let total = model.encoder.layers.len() + model.decoder.layers.len() + 1;
+        let embed = b.upload(&rows_f32(&model.shared.view()))?;
+        let lm_head = DevLinear::of(b, &model.lm_head, dtype)?;
+        progress(1, total);
+        let mut enc = Vec::with_capacity(model.encoder.layers.len());
+        for l in &model.encoder.layers {
+            enc.push(EncLayer {
+                attn_norm: b.upload(&l.attn_norm)?,
+                qkv: qkv_of(b, &l.attn.qkv, dtype)?,
+                o: DevLinear::of(b, &l.attn.o, dtype)?,
+                ff_norm: b.upload(&l.ff_norm)?,
+                ff: DevFeedForward::of(b, &l.ff, dtype)?,
+            });
+            progress(1 + enc.len(), total);
+        }
+        let mut dec = Vec::with_capacity(model.decoder.layers.len());
+        for l in &model.decoder.layers {
+            let c = &l.cross_attn;
+            dec.push(DecLayer {
+                self_norm: b.upload(&l.self_norm)?,
+                qkv: qkv_of(b, &l.self_attn.qkv, dtype)?,
+                self_o: DevLinear::of(b, &l.self_attn.o, dtype)?,
+                cross_norm: b.upload(&l.cross_norm)?,
+                cross_q: DevLinear::of(b, &c.q, dtype)?,
+                cross_k: DevLinear::of(b, &c.k, dtype)?,
+                cross_v: DevLinear::of(b, &c.v, dtype)?,
+                cross_o: DevLinear::of(b, &c.o, dtype)?,
+                ff_norm: b.upload(&l.ff_norm)?,
+                ff: DevFeedForward::of(b, &l.ff, dtype)?,
+            });
+            progress(1 + enc.len() + dec.len(), total);
+        }
+        Ok(Self {
+            enc_final: b.upload(&model.encoder.final_norm)?,
+            enc_bias: model.encoder.bias.clone(),
+            dec_final: b.upload(&model.decoder.final_norm)?,
+            dec_bias: model.decoder.bias.clone(),
+            backend,
+            config,
+            dtype,
+            embed,
+            lm_head,
+            enc,
+            dec,
+        })
+    }
+
+    /// The backend the weights live on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &T5Config {
+        &self.config
+    }
+
+    /// How the weights are stored.
+    pub fn dtype(&self) -> DeviceDType {
+        self.dtype
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
+            Some(&id) => Err(ModelError::TokenOutOfRange { id, vocab_size: self.config.vocab_size }),
+            None => Ok(()),
+        }
+    }
+
+    fn work(&self, m: usize) -> Result<Work<B>> {
+        let c = &self.config;
+        let (d, inner, ff) = (c.d_model, c.inner_dim(), c.d_ff);
+        let b = &self.backend;
+        Ok(Work {
+            h: b.zeros(m * d)?,
+            normed: b.zeros(m * d)?,
+            tmp: b.zeros(m * d)?,
+            qkv: b.zeros(m * 3 * inner)?,
+            q: b.zeros(m * inner)?,
+            ctx: b.zeros(m * inner)?,
+            ff: b.zeros(m * 2 * ff)?,
+            act: b.zeros(m * ff)?,
+            bias: b.zeros(0)?,
+        })
+    }
+
+    /// `out = ff(x)` for `m` rows (`work.ff` and `work.act` as scratch).
+    fn feed_forward(&self, ff: &DevFeedForward<B>, m: usize, w: &mut Work<B>) -> Result<()> {
+        let b = &self.backend;
+        let d_ff = self.config.d_ff;
+        b.linear(&w.normed, m, &ff.wi.w, &mut w.ff)?;
+        let hidden = if ff.gated {
+            b.gated(ff.act, &w.ff, m, d_ff, &mut w.act)?;
+            &w.act
+        } else {
+            b.activation(ff.act, &mut w.ff, m * d_ff)?;
+            &w.ff
+        };
+        b.linear(hidden, m, &ff.wo.w, &mut w.tmp)
+    }
+
+    /// Runs the encoder over one input (no padding) and computes every decoder layer's
+    /// cross-attention keys and values from its output.
+    pub fn encode(&self, ids: &[u32]) -> Result<DeviceEncoded<B>> {
+        if ids.is_empty() {
+            return Err(ModelError::InvalidArgument("encode: the input is empty".into()));
+        }
+        self.check_ids(ids)?;
+        let c = &self.config;
+        let (b, seq, d, inner) = (&self.backend, ids.len(), c.d_model, c.inner_dim());
+        let (heads, d_kv, eps) = (c.num_heads, c.d_kv, c.layer_norm_epsilon);
+        let mut w = self.work(seq)?;
+        b.embedding(&self.embed, d, ids, &mut w.h)?;
+        let bias = self.enc_bias.vectors(-(seq as i64 - 1), seq as i64 - 1);
+        let bias_view = bias.view();
+        let bias_buf = b.upload(bias_view.values)?;
+        for l in &self.enc {
+            b.rms_norm(&w.h, &l.attn_norm, eps, seq, d, &mut w.normed)?;
+            b.linear(&w.normed, seq, &l.qkv.w, &mut w.qkv)?;
+            let a = DeviceAttention {
+                q: (&w.qkv, 0),
+                k: (&w.qkv, inner),
+                v: (&w.qkv, 2 * inner),
+                heads,
+                d_kv,
+                q_len: seq,
+                kv_len: seq,
+                q_row_stride: 3 * inner,
+                kv_head_stride: d_kv,
+                kv_row_stride: 3 * inner,
+                q_pos0: 0,
+                causal: false,
+                bias: Some((&bias_buf, bias_view.head_stride, bias_view.offset)),
+                mask: None,
+            };
+            b.attention(&a, &mut w.ctx, 0)?;
+            b.linear(&w.ctx, seq, &l.o.w, &mut w.tmp)?;
+            b.add_assign(&mut w.h, &w.tmp, seq * d)?;
+            b.rms_norm(&w.h, &l.ff_norm, eps, seq, d, &mut w.normed)?;
+            self.feed_forward(&l.ff, seq, &mut w)?;
+            b.add_assign(&mut w.h, &w.tmp, seq * d)?;
+        }
+        let mut hidden = b.zeros(seq * d)?;
+        b.rms_norm(&w.h, &self.enc_final, eps, seq, d, &mut hidden)?;
+        let (mut k, mut v) = (Vec::with_capacity(self.dec.len()), Vec::with_capacity(self.dec.len()));
+        for l in &self.dec {
+            let (mut kl, mut vl) = (b.zeros(seq * inner)?, b.zeros(seq * inner)?);
+            b.linear(&hidden, seq, &l.cross_k.w, &mut kl)?;
+            b.linear(&hidden, seq, &l.cross_v.w, &mut vl)?;
+            k.push(kl);
+            v.push(vl);
+        }
+        Ok(DeviceEncoded { seq, hidden, k, v })
+    }
+
+    /// A decoder state for one row per source (rows may share a source), with room for
+    /// `capacity` tokens per row (the decoder start token included).
+    pub fn start(&self, sources: Vec<Arc<DeviceEncoded<B>>>, capacity: usize) -> Result<DeviceState<B>> {
+        if sources.is_empty() || capacity == 0 {
+            return Err(ModelError::InvalidArgument("start: no rows, or no room for a token".into()));
+        }
+        let c = &self.config;
+        let rows = sources.len();
+        let cache = rows * c.num_heads * capacity * c.d_kv;
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        for _ in &self.dec {
+            k.push(self.backend.zeros(cache)?);
+            v.push(self.backend.zeros(cache)?);
+        }
+        Ok(DeviceState {
+            rows,
+            len: 0,
+            cap: capacity,
+            k,
+            v,
+            sources,
+            work: self.work(rows)?,
+            logits: self.backend.zeros(rows * c.vocab_size)?,
+            bias_host: BiasVectors::default(),
+        })
+    }
+
+    /// One decode step: `tokens` holds one token per row; afterwards the state holds each row's
+    /// next-token logits ([`DeviceModel::logits`], [`DeviceModel::argmax`]).
+    pub fn step(&self, state: &mut DeviceState<B>, tokens: &[u32]) -> Result<()> {
+        if tokens.len() != state.rows {
+            return Err(ModelError::InvalidArgument(format!("step: {} tokens for {} rows", tokens.len(), state.rows)));
+        }
+        if state.len >= state.cap {
+            return Err(ModelError::InvalidArgument(format!("step: the state has room for {} tokens", state.cap)));
+        }
+        self.check_ids(tokens)?;
+        let c = &self.config;
+        let (b, rows, d, inner) = (&self.backend, state.rows, c.d_model, c.inner_dim());
+        let (heads, d_kv, eps, pos, cap) = (c.num_heads, c.d_kv, c.layer_norm_epsilon, state.len, state.cap);
+        self.dec_bias.vectors_into(-(pos as i64), 0, &mut state.bias_host);
+        let bias_view = state.bias_host.view();
+        let w = &mut state.work;
+        w.bias = b.upload(bias_view.values)?;
+        b.embedding(&self.embed, d, tokens, &mut w.h)?;
+        for (l, layer) in self.dec.iter().enumerate() {
+            b.rms_norm(&w.h, &layer.self_norm, eps, rows, d, &mut w.normed)?;
+            b.linear(&w.normed, rows, &layer.qkv.w, &mut w.qkv)?;
+            b.kv_append(&w.qkv, rows, heads, d_kv, &mut state.k[l], &mut state.v[l], cap, pos)?;
+            for r in 0..rows {
+                let block = r * heads * cap * d_kv;
+                let a = DeviceAttention {
+                    q: (&w.qkv, r * 3 * inner),
+                    k: (&state.k[l], block),
+                    v: (&state.v[l], block),
+                    heads,
+                    d_kv,
+                    q_len: 1,
+                    kv_len: pos + 1,
+                    q_row_stride: 3 * inner,
+                    kv_head_stride: cap * d_kv,
+                    kv_row_stride: d_kv,
+                    q_pos0: pos,
+                    causal: true,
+                    bias: Some((&w.bias, bias_view.head_stride, bias_view.offset)),
+                    mask: None,
+                };
+                b.attention(&a, &mut w.ctx, r * inner)?;
+            }
+            b.linear(&w.ctx, rows, &layer.self_o.w, &mut w.tmp)?;
+            b.add_assign(&mut w.h, &w.tmp, rows * d)?;
+
+            b.rms_norm(&w.h, &layer.cross_norm, eps, rows, d, &mut w.normed)?;
+            b.linear(&w.normed, rows, &layer.cross_q.w, &mut w.q)?;
+            for (r, src) in state.sources.iter().enumerate() {
+                let a = DeviceAttention {
+                    q: (&w.q, r * inner),
+                    k: (&src.k[l], 0),
+                    v: (&src.v[l], 0),
+                    heads,
+                    d_kv,
+                    q_len: 1,
+                    kv_len: src.seq,
+                    q_row_stride: inner,
+                    kv_head_stride: d_kv,
+                    kv_row_stride: inner,
+                    q_pos0: 0,
+                    causal: false,
+                    bias: None,
+                    mask: None,
+                };
+                b.attention(&a, &mut w.ctx, r * inner)?;
+            }
+            b.linear(&w.ctx, rows, &layer.cross_o.w, &mut w.tmp)?;
+            b.add_assign(&mut w.h, &w.tmp, rows * d)?;
+
+            b.rms_norm(&w.h, &layer.ff_norm, eps, rows, d, &mut w.normed)?;
+            self.feed_forward(&layer.ff, rows, w)?;
+            b.add_assign(&mut w.h, &w.tmp, rows * d)?;
+        }
+        b.rms_norm(&w.h, &self.dec_final, eps, rows, d, &mut w.normed)?;
+        if c.tie_word_embeddings {
+            b.scale(&mut w.normed, rows * d, tied_scale(d))?;
+        }
+        b.linear(&w.normed, rows, &self.lm_head.w, &mut state.logits)?;
+        state.len += 1;
+        Ok(())
+    }
+
+    /// The last step's logits, `[rows, vocab]`, on the host.
+    pub fn logits(&self, state: &DeviceState<B>) -> Result<Vec<f32>> {
+        self.backend.download(&state.logits, state.rows * self.lm_head.rows)
+    }
+
+    /// The last step's most likely next token of each row (computed on the device).
+    pub fn argmax(&self, state: &DeviceState<B>) -> Result<Vec<u32>> {
+        self.backend.argmax(&state.logits, state.rows, self.lm_head.rows)
+    }
+
+    /// Greedy decoding of each input (one row each, decoded together) for up to `max_new`
+    /// tokens; a row stops after `</s>`. Returns the ids after the decoder start token, as
+    /// [`crate::Generated::token_ids`].
+    pub fn generate_greedy(&self, inputs: &[&[u32]], max_new: usize) -> Result<Vec<Vec<u32>>> {
+        let sources = inputs.iter().map(|x| self.encode(x).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        let mut state = self.start(sources, max_new.max(1))?;
+        let eos = self.config.eos_token_id;
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); inputs.len()];
+        let mut tokens = vec![self.config.decoder_start_token_id; inputs.len()];
+        for _ in 0..max_new {
+            self.step(&mut state, &tokens)?;
+            tokens = self.argmax(&state)?;
+            for (o, &t) in out.iter_mut().zip(&tokens) {
+                if o.last() != Some(&eos) {
+                    o.push(t);
+                }
+            }
+            if out.iter().all(|o| o.last() == Some(&eos)) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,109 @@
+//! `t0_model::device`: T5 written once against a device [`Backend`], held to the same HF
+//! fixtures as the CPU model — encoder output and teacher-forced logits within 1e-4 in f32,
+//! identical greedy ids; bf16 weights against the CPU model with the same bf16 weights — on the
+//! host backend everywhere and on CUDA when a device is present (the CUDA test prints why it
+//! skips otherwise).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::Value;
+use t0_model::device::{Backend, DeviceDType, DeviceModel, HostBackend};
+use t0_model::{LoadOptions, PackDType, T5Model};
+
+/// Teacher-forced logits, one decode step per decoder input token.
+fn device_teacher_logits<B: Backend>(dev: &DeviceModel<B>, case: &Value) -> Vec<f32> {
+    let input = ids(&case["input_ids"]);
+    let teacher = ids(&case["teacher"]["decoder_input_ids"]);
+    let enc = Arc::new(dev.encode(&input).unwrap());
+    let mut state = dev.start(vec![enc], teacher.len()).unwrap();
+    let mut out = Vec::new();
+    for &t in &teacher {
+        dev.step(&mut state, &[t]).unwrap();
+        out.extend(dev.logits(&state).unwrap());
+    }
+    out
+}
+
+/// Every fixture model and case: encoder output and teacher-forced logits against HF (f32) or
+/// against the CPU model with the same bf16 weights (bf16), greedy ids against HF (f32), and all
+/// cases decoded together as one batch (rows of different input lengths).
+fn check_against_hf<B: Backend>(make: impl Fn() -> B, dtype: DeviceDType, tol: f32) {
+    for dir in fixture_models() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let model = T5Model::from_dir(&dir).unwrap();
+        let dev = DeviceModel::new(&model, make(), dtype).unwrap();
+        let bf16 = (dtype == DeviceDType::Bf16)
+            .then(|| T5Model::load(&dir, LoadOptions::with_dtype(PackDType::Bf16)).unwrap());
+        let exp = Expected::load(&dir);
+        let d = model.config().d_model;
+        let mut inputs = Vec::new();
+        for (i, case) in exp.cases().iter().enumerate() {
+            let what = format!("{name} case {i} {dtype:?} on {}", dev.backend().name());
+            let input = ids(&case["input_ids"]);
+            let enc = dev.encode(&input).unwrap();
+            let hidden = enc.hidden(dev.backend(), d).unwrap();
+            let (want_hidden, want_logits) = match &bf16 {
+                None => (exp.array(&format!("case{i}.encoder_hidden")), exp.array(&format!("case{i}.teacher_logits"))),
+                Some(cpu) => (cpu.encode(&[&input]).unwrap().hidden, teacher_logits(cpu, case)),
+            };
+            assert_close(&hidden, &want_hidden, tol, &format!("{what} encoder"));
+            assert_close(&device_teacher_logits(&dev, case), &want_logits, tol, &format!("{what} teacher"));
+            if dtype == DeviceDType::F32 {
+                let greedy = ids(&case["greedy"]["token_ids"]);
+                let got = dev.generate_greedy(&[&input], 12).unwrap();
+                assert_eq!(got[0], greedy, "{what} greedy");
+                inputs.push((input, greedy));
+            }
+        }
+        if inputs.len() > 1 {
+            let batch: Vec<&[u32]> = inputs.iter().map(|(x, _)| x.as_slice()).collect();
+            let got = dev.generate_greedy(&batch, 12).unwrap();
+            for (g, (_, want)) in got.iter().zip(&inputs) {
+                assert_eq!(g, want, "{name}: greedy ids decoded as one batch of {}", inputs.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn host_backend_matches_hf_in_f32() {
+    check_against_hf(HostBackend::new, DeviceDType::F32, 1e-4);
+}
+
+#[test]
+fn host_backend_bf16_matches_the_cpu_bf16_model() {
+    // The same bf16 weights, f32 sums in another order.
+    check_against_hf(HostBackend::new, DeviceDType::Bf16, 1e-4);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let dir = fixture_models().into_iter().next().unwrap();
+    let model = T5Model::from_dir(&dir).unwrap();
+    let dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32).unwrap();
+    let vocab = model.config().vocab_size as u32;
+    assert!(dev.encode(&[]).is_err());
+    assert!(dev.encode(&[vocab]).is_err());
+    let enc = Arc::new(dev.encode(&[5, 1]).unwrap());
+    let mut state = dev.start(vec![enc], 1).unwrap();
+    assert!(dev.step(&mut state, &[0, 0]).is_err(), "two tokens for one row");
+    assert!(dev.step(&mut state, &[vocab]).is_err(), "token out of range");
+    dev.step(&mut state, &[0]).unwrap();
+    assert!(dev.step(&mut state, &[0]).is_err(), "past the state's capacity");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_backend_matches_hf() {
+    use t0_model::device::CudaBackend;
+    if let Err(e) = CudaBackend::new(0) {
+        eprintln!("skipping cuda_backend_matches_hf: {e}");
+        return;
+    }
+    let make = || CudaBackend::new(0).unwrap();
+    check_against_hf(make, DeviceDType::F32, 1e-4);
+    check_against_hf(make, DeviceDType::Bf16, 1e-3);
+}

@@ -715,6 +715,27 @@ fn bench_unknown_dtype() {
     assert!(err.contains("`f16` is not a weight dtype (expected f32, bf16 or int8)"), "{err}");
 }
 
+#[test]
+fn bench_devices() {
+    let (_t, dir) = model_dir();
+    let m = dir.to_str().unwrap();
+    let (code, _, err) = t0(&["bench", "--model", m, "--device", "tpu"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`tpu` is not a device (expected cpu, host, cuda or cuda:N)"), "{err}");
+    let (code, _, err) = t0(&["bench", "--model", m, "--device", "host", "--dtype", "int8"]);
+    assert_fails(code, &err, "--dtype int8 is not available on a device (f32 or bf16)");
+    let (code, _, err) = t0(&["bench", "--model", m, "--device", "host", "--profile"]);
+    assert_fails(code, &err, "--profile and --score-choices time the CPU model");
+    // The device path on host memory runs anywhere.
+    let (code, out, err) = t0(&["bench", "--model", m, "--device", "host", "--new-tokens", "3", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["decode_ms_per_step"].as_f64().unwrap() > 0.0 && v["step_weight_bytes"].as_u64().unwrap() > 0, "{out}");
+    // Without a GPU (or without the feature) `cuda` is an error that says why, not a crash.
+    let (code, _, err) = t0(&["bench", "--model", m, "--device", "cuda:0", "--new-tokens", "2"]);
+    assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
+}
+
 // ---- Memory ----------------------------------------------------------------------------------
 
 /// A config whose weights would take about 10 TB, with a tiny weights file: the estimate runs

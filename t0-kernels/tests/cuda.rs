@@ -3,8 +3,8 @@
 //! toolkit at build time.
 #![cfg(feature = "cuda")]
 
-use t0_kernels::cuda::{self, AttentionShape, CudaKernels, ENTRY_POINTS, SOURCES};
-use t0_kernels::{AttentionArgs, BiasView, Kernels, ScalarKernels, WeightView};
+use t0_kernels::cuda::{self, CudaAttention, CudaKernels, ENTRY_POINTS, SOURCES};
+use t0_kernels::{Activation, AttentionArgs, BiasView, Kernels, ScalarKernels, WeightView};
 
 #[test]
 fn nvrtc_compiles_every_module_for_sm80_and_sm90() {
@@ -62,14 +62,14 @@ fn device_kernels_match_the_reference() {
         cpu.matmul(&x, m, &WeightView::f32(&w, n, k), &mut want);
         let (dx, dw) = (gpu.upload(&x).unwrap(), gpu.upload(&w).unwrap());
         let mut dy = gpu.zeros(m * n).unwrap();
-        gpu.gemv_f32(&dx, m, &dw, n, k, &mut dy).unwrap();
+        gpu.gemv_f32(&dx.as_view(), m, &dw.as_view(), n, k, &mut dy.as_view_mut()).unwrap();
         close(&gpu.download(&dy).unwrap(), &want, 1e-5, abs, &format!("gemv_f32 {m}x{n}x{k}"));
 
         let wb: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
         cpu.matmul(&x, m, &WeightView::bf16(&wb, n, k), &mut want);
         let bits: Vec<u16> = wb.iter().map(|b| b.to_bits()).collect();
         let dwb = gpu.upload(&bits).unwrap();
-        gpu.gemv_bf16(&dx, m, &dwb, n, k, &mut dy).unwrap();
+        gpu.gemv_bf16(&dx.as_view(), m, &dwb.as_view(), n, k, &mut dy.as_view_mut()).unwrap();
         close(&gpu.download(&dy).unwrap(), &want, 1e-5, abs, &format!("gemv_bf16 {m}x{n}x{k}"));
     }
 
@@ -81,13 +81,13 @@ fn device_kernels_match_the_reference() {
         }
         let (dx, dwt) = (gpu.upload(&x).unwrap(), gpu.upload(&wt).unwrap());
         let mut dy = gpu.zeros(rows * cols).unwrap();
-        gpu.rms_norm(&dx, &dwt, &mut dy, rows, cols, 1e-6).unwrap();
+        gpu.rms_norm(&dx.as_view(), &dwt.as_view(), &mut dy.as_view_mut(), rows, cols, 1e-6).unwrap();
         close(&gpu.download(&dy).unwrap(), &want, 1e-5, 1e-6, &format!("rms_norm {rows}x{cols}"));
 
         let mut s = x.iter().map(|v| v * 20.0).collect::<Vec<_>>();
         let mut ds = gpu.upload(&s).unwrap();
-        gpu.softmax(&mut ds, rows, cols).unwrap();
-        let arg = gpu.argmax(&gpu.upload(&s).unwrap(), rows, cols).unwrap();
+        gpu.softmax(&mut ds.as_view_mut(), rows, cols).unwrap();
+        let arg = gpu.argmax(&gpu.upload(&s).unwrap().as_view(), rows, cols).unwrap();
         for r in 0..rows {
             let row = &s[r * cols..][..cols];
             let best = row.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
@@ -97,38 +97,39 @@ fn device_kernels_match_the_reference() {
         close(&gpu.download(&ds).unwrap(), &s, 2e-6, 1e-7, &format!("softmax {rows}x{cols}"));
     }
 
-    for (rows, ff) in [(1, 1), (3, 5120), (2, 33)] {
-        let gu: Vec<f32> = vals(rows * 2 * ff, 5).iter().map(|v| v * 4.0).collect();
-        let mut want = Vec::new();
-        for r in 0..rows {
-            let mut gate = gu[r * 2 * ff..][..ff].to_vec();
-            cpu.gated_activation(t0_kernels::activation::Activation::GeluNew, &mut gate, &gu[r * 2 * ff + ff..][..ff]);
-            want.extend(gate);
+    for act in [Activation::GeluNew, Activation::Relu, Activation::Silu] {
+        for (rows, ff) in [(1, 1), (3, 5120), (2, 33)] {
+            let gu: Vec<f32> = vals(rows * 2 * ff, 5).iter().map(|v| v * 4.0).collect();
+            let mut want = Vec::new();
+            for r in 0..rows {
+                let mut gate = gu[r * 2 * ff..][..ff].to_vec();
+                cpu.gated_activation(act, &mut gate, &gu[r * 2 * ff + ff..][..ff]);
+                want.extend(gate);
+            }
+            let dgu = gpu.upload(&gu).unwrap();
+            let mut dout = gpu.zeros(rows * ff).unwrap();
+            gpu.gated_act(act, &dgu.as_view(), &mut dout.as_view_mut(), rows, ff).unwrap();
+            close(&gpu.download(&dout).unwrap(), &want, 1e-5, 1e-6, &format!("gated {act:?} {rows}x{ff}"));
+
+            let mut plain = gu.clone();
+            cpu.activation(act, &mut plain);
+            let mut dx = gpu.upload(&gu).unwrap();
+            gpu.act_inplace(act, &mut dx.as_view_mut(), gu.len()).unwrap();
+            close(&gpu.download(&dx).unwrap(), &plain, 1e-5, 1e-6, &format!("{act:?} {}", gu.len()));
         }
-        let dgu = gpu.upload(&gu).unwrap();
-        let mut dout = gpu.zeros(rows * ff).unwrap();
-        gpu.gated_gelu(&dgu, &mut dout, rows, ff).unwrap();
-        close(&gpu.download(&dout).unwrap(), &want, 1e-5, 1e-6, &format!("gated_gelu {rows}x{ff}"));
     }
 
     for (heads, d, q_len, kv_len, q_pos0, causal) in
         [(1, 1, 1, 1, 0, false), (4, 64, 3, 17, 14, true), (32, 64, 1, 40, 39, true), (2, 33, 9, 9, 0, false)]
     {
         let inner = heads * d;
-        let q: Vec<f32> = vals(q_len * inner, 6).iter().map(|v| v * 4.0).collect();
-        let (k, v) = (vals(heads * kv_len * d, 7), vals(heads * kv_len * d, 8));
-        // Bias by relative distance, as the CPU kernel reads it, and densely for the GPU.
+        // Queries inside wider rows (as in `[q | k | v]`), keys in a cache with spare capacity.
+        let (q_stride, cap) = (3 * inner, kv_len + 5);
+        let q: Vec<f32> = vals(q_len * q_stride, 6).iter().map(|v| v * 4.0).collect();
+        let (k, v) = (vals(heads * cap * d, 7), vals(heads * cap * d, 8));
         let stride = q_pos0 + q_len + kv_len;
         let table = vals(heads * stride, 9);
         let view = BiasView { values: &table, head_stride: stride, offset: q_pos0 + q_len };
-        let mut dense = vec![0.0; heads * q_len * kv_len];
-        for h in 0..heads {
-            for i in 0..q_len {
-                for j in 0..kv_len {
-                    dense[(h * q_len + i) * kv_len + j] = view.get(h, q_pos0 + i, j);
-                }
-            }
-        }
         let mask: Vec<f32> = (0..kv_len).map(|j| if j % 5 == 3 { f32::MIN } else { 0.0 }).collect();
         let args = AttentionArgs {
             q: &q,
@@ -138,8 +139,8 @@ fn device_kernels_match_the_reference() {
             d_kv: d,
             q_len,
             kv_len,
-            q_row_stride: inner,
-            kv_head_stride: kv_len * d,
+            q_row_stride: q_stride,
+            kv_head_stride: cap * d,
             kv_row_stride: d,
             q_pos0,
             causal,
@@ -150,9 +151,25 @@ fn device_kernels_match_the_reference() {
         cpu.attention(&args, &mut want);
         let mut dout = gpu.zeros(q_len * inner).unwrap();
         let (dq, dk, dv) = (gpu.upload(&q).unwrap(), gpu.upload(&k).unwrap(), gpu.upload(&v).unwrap());
-        let (db, dm) = (gpu.upload(&dense).unwrap(), gpu.upload(&mask).unwrap());
-        let shape = AttentionShape { heads, d, q_len, kv_len, q_pos0, causal };
-        gpu.attention(&dq, &dk, &dv, Some(&db), Some(&dm), &mut dout, shape).unwrap();
+        let (db, dm) = (gpu.upload(&table).unwrap(), gpu.upload(&mask).unwrap());
+        let (dq, dk, dv, db, dm) = (dq.as_view(), dk.as_view(), dv.as_view(), db.as_view(), dm.as_view());
+        let a = CudaAttention {
+            q: &dq,
+            k: &dk,
+            v: &dv,
+            heads,
+            d,
+            q_len,
+            kv_len,
+            q_pos0,
+            causal,
+            q_row_stride: q_stride,
+            kv_head_stride: cap * d,
+            kv_row_stride: d,
+            bias: Some((&db, stride, q_pos0 + q_len)),
+            mask: Some(&dm),
+        };
+        gpu.attention(&a, &mut dout.as_view_mut()).unwrap();
         close(
             &gpu.download(&dout).unwrap(),
             &want,
@@ -162,9 +179,41 @@ fn device_kernels_match_the_reference() {
         );
     }
 
+    // Residual add, scale, embedding, the KV-cache append.
+    let (x, y) = (vals(1000, 10), vals(1000, 11));
+    let mut dx = gpu.upload(&x).unwrap();
+    gpu.add_inplace(&mut dx.as_view_mut(), &gpu.upload(&y).unwrap().as_view(), 999).unwrap();
+    gpu.scale_inplace(&mut dx.as_view_mut(), 1000, 0.5).unwrap();
+    let want: Vec<f32> = (0..1000).map(|i| if i < 999 { (x[i] + y[i]) * 0.5 } else { x[i] * 0.5 }).collect();
+    close(&gpu.download(&dx).unwrap(), &want, 0.0, 0.0, "add + scale");
+    let table = vals(7 * 33, 12);
+    let dtable = gpu.upload(&table).unwrap();
+    let mut demb = gpu.zeros(3 * 33).unwrap();
+    gpu.embedding(&dtable.as_view(), 33, &[6, 0, 6], &mut demb.as_view_mut()).unwrap();
+    let want: Vec<f32> = [6, 0, 6].iter().flat_map(|&r| table[r * 33..(r + 1) * 33].to_vec()).collect();
+    close(&gpu.download(&demb).unwrap(), &want, 0.0, 0.0, "embedding");
+    assert!(gpu.embedding(&dtable.as_view(), 33, &[7], &mut demb.as_view_mut()).is_err());
+    let (rows, heads, d, cap, pos) = (2, 3, 5, 4, 2);
+    let qkv = vals(rows * 3 * heads * d, 13);
+    let (mut dk, mut dv) = (gpu.zeros(rows * heads * cap * d).unwrap(), gpu.zeros(rows * heads * cap * d).unwrap());
+    let dqkv = gpu.upload(&qkv).unwrap();
+    gpu.kv_append(&dqkv.as_view(), &mut dk.as_view_mut(), &mut dv.as_view_mut(), rows, heads, d, cap, pos).unwrap();
+    let (gk, gv) = (gpu.download(&dk).unwrap(), gpu.download(&dv).unwrap());
+    for r in 0..rows {
+        for h in 0..heads {
+            for c in 0..d {
+                let at = ((r * heads + h) * cap + pos) * d + c;
+                let src = r * 3 * heads * d + h * d + c;
+                assert_eq!((gk[at], gv[at]), (qkv[src + heads * d], qkv[src + 2 * heads * d]), "kv_append");
+            }
+        }
+    }
+    let past = gpu.kv_append(&dqkv.as_view(), &mut dk.as_view_mut(), &mut dv.as_view_mut(), rows, heads, d, cap, cap);
+    assert!(past.is_err());
+
     // Bad sizes are errors, not launches.
     let small = gpu.zeros(4).unwrap();
     let mut out = gpu.zeros(4).unwrap();
-    assert!(gpu.gemv_f32(&small, 1, &small, 4, 8, &mut out).is_err());
-    assert!(gpu.gemv_f32(&small, 9, &small, 1, 1, &mut out).is_err());
+    assert!(gpu.gemv_f32(&small.as_view(), 1, &small.as_view(), 4, 8, &mut out.as_view_mut()).is_err());
+    assert!(gpu.gemv_f32(&small.as_view(), 9, &small.as_view(), 1, 1, &mut out.as_view_mut()).is_err());
 }

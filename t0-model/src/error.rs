@@ -103,6 +103,15 @@ pub enum ModelError {
         /// What was tried and what to do.
         reason: String,
     },
+    /// A compute device failed or is missing (the CUDA driver or NVRTC library, a launch, an
+    /// allocation); the message says which.
+    #[error("device {device}: {reason}")]
+    Device {
+        /// The device (`cuda:0`).
+        device: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Result type of this crate.

@@ -30,6 +30,11 @@ pub struct Args {
     /// Convert the weights at load: f32, bf16 or int8 (default: as stored, from the memory map).
     #[arg(long, value_parser = super::parse_dtype)]
     dtype: Option<t0_model::PackDType>,
+    /// Where to run: `cpu` (the CPU model), `cuda` / `cuda:N` (a GPU, builds with feature
+    /// `cuda`; `--dtype` f32 or bf16), or `host` (the GPU's code path on host memory, for checking
+    /// it on machines without one)
+    #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
+    device: super::device::Device,
     /// Also print how the decode steps' time splits between ops.
     #[arg(long)]
     profile: bool,
@@ -64,12 +69,88 @@ fn huge_page_bytes() -> Option<u64> {
     proc_kb("smaps_rollup", "AnonHugePages:")
 }
 
+/// `batch` random inputs of `input_tokens` ids ending in `</s>` (ids 2.., past pad and eos, when
+/// the vocabulary has them), and the end of the id range drawn from.
+fn random_inputs(model: &t0_model::T5Model, a: &Args, rng: &mut Rng) -> (Vec<Vec<u32>>, u64) {
+    let c = model.config();
+    let (lo, hi) = if c.vocab_size > 2 { (2, c.vocab_size.min(32000) as u64) } else { (0, c.vocab_size as u64) };
+    let inputs = (0..a.batch)
+        .map(|_| {
+            let mut v: Vec<u32> = (0..a.input_tokens - 1).map(|_| (lo + rng.next_u64() % (hi - lo)) as u32).collect();
+            v.push(c.eos_token_id);
+            v
+        })
+        .collect();
+    (inputs, hi)
+}
+
+/// `t0 bench --device host|cuda[:N]`: the model loaded as stored (memory map), uploaded, then
+/// [`super::device::bench`].
+fn run_device(a: Args) -> Result<()> {
+    if a.profile || a.score_choices.is_some() {
+        bail!("--profile and --score-choices time the CPU model: leave them out with --device");
+    }
+    let dtype = super::device::device_dtype(a.dtype)?;
+    let t = Instant::now();
+    let model = a.model.load_model(a.load.options(None)?)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let (inputs, _) = random_inputs(&model, &a, &mut Rng::new(a.seed));
+    let r = super::device::bench_on(a.device, &model, dtype, &inputs, a.encoder_runs, a.new_tokens)?;
+    let median_ms = r.step_ms[r.step_ms.len() / 2];
+    let gbs = r.step_weight_bytes as f64 / (r.decode_ms_per_step * 1e-3) / 1e9;
+    let share = r.peak_bandwidth_gbs.map(|p| gbs / p);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": a.model.model,
+                "device": r.backend,
+                "dtype": format!("{dtype:?}").to_lowercase(),
+                "batch": a.batch,
+                "input_tokens": a.input_tokens,
+                "new_tokens": a.new_tokens,
+                "load_s": load_s,
+                "upload_s": r.upload_s,
+                "encoder_ms": r.encoder_ms,
+                "decode_ms_per_step": r.decode_ms_per_step,
+                "decode_ms_median": median_ms,
+                "decode_ms_min": r.step_ms[0],
+                "tokens_per_s": r.tokens_per_s,
+                "step_weight_bytes": r.step_weight_bytes,
+                "decode_gb_per_s": gbs,
+                "peak_bandwidth_gb_per_s": r.peak_bandwidth_gbs,
+                "bandwidth_share": share,
+            })
+        );
+    } else {
+        println!("model            {}", a.model.model);
+        println!("device           {} ({})", r.backend, format!("{dtype:?}").to_lowercase());
+        println!("load             {load_s:.2} s (+ {:.2} s upload)", r.upload_s);
+        println!("encoder          {:.1} ms ({} x {} tokens)", r.encoder_ms, a.batch, a.input_tokens);
+        println!(
+            "decode           {:.2} ms/step (batch {}; median {median_ms:.2}, min {:.2})",
+            r.decode_ms_per_step, a.batch, r.step_ms[0]
+        );
+        println!("throughput       {:.1} tokens/s", r.tokens_per_s);
+        match (r.peak_bandwidth_gbs, share) {
+            (Some(p), Some(s)) => {
+                println!("weights read     {gbs:.0} GB/s per step ({:.0}% of {p:.0} GB/s)", s * 100.0)
+            }
+            _ => println!("weights read     {gbs:.1} GB/s per step"),
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> Result<()> {
     if a.batch == 0 || a.input_tokens == 0 || a.new_tokens == 0 {
         bail!("--batch, --input-tokens and --new-tokens must be at least 1");
     }
     if a.batch > 4096 {
         bail!("--batch {} is more than 4096 rows", a.batch);
+    }
+    if a.device != super::device::Device::Cpu {
+        return run_device(a);
     }
     let t = Instant::now();
     let mut opts = a.load.options(a.dtype)?;
@@ -83,15 +164,7 @@ pub fn run(a: Args) -> Result<()> {
     let load_s = t.elapsed().as_secs_f64();
     let c = model.config();
     let mut rng = Rng::new(a.seed);
-    // Ids 2.. (past pad and eos) when the vocabulary has them.
-    let (lo, hi) = if c.vocab_size > 2 { (2, c.vocab_size.min(32000) as u64) } else { (0, c.vocab_size as u64) };
-    let inputs: Vec<Vec<u32>> = (0..a.batch)
-        .map(|_| {
-            let mut v: Vec<u32> = (0..a.input_tokens - 1).map(|_| (lo + rng.next_u64() % (hi - lo)) as u32).collect();
-            v.push(c.eos_token_id);
-            v
-        })
-        .collect();
+    let (inputs, hi) = random_inputs(&model, &a, &mut rng);
     let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
 
     // Encoder: one warm-up, then the mean of the timed runs.

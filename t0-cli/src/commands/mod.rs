@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod convert;
+pub mod device;
 pub mod generate;
 pub mod inspect;
 pub mod jobs;

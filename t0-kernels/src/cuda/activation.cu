@@ -1,24 +1,30 @@
-// Feed-forward activations, element-wise. `gated_gelu` reads rows of `[gate | up]` (2·ff wide,
-// the fused wi_0/wi_1 output) and writes `gelu_new(gate) · up` (ff wide); `relu_inplace` is the
-// original T5's. Launch: block 256, grid ceil(count / 256).
+// Element-wise kernels of the T5 blocks. `act` codes: 0 ReLU, 1 gelu_new (HF's
+// NewGELUActivation), 2 SiLU. `gated_act` reads rows of `[gate | up]` (2·ff wide, the stacked
+// wi_0/wi_1 output) and writes `act(gate) · up` (ff wide). Launch (all but embedding_f32 and
+// kv_append): block 256, grid ceil(count / 256).
 
-__device__ __forceinline__ float gelu_new(float x) {
-    // HF's NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-    const float c = 0.7978845608028654f;
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+__device__ __forceinline__ float apply_act(float x, int act) {
+    if (act == 0) return fmaxf(x, 0.0f);
+    if (act == 1) {
+        // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+        const float c = 0.7978845608028654f;
+        return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+    }
+    return x / (1.0f + expf(-x));
 }
 
-extern "C" __global__ void gated_gelu(const float* __restrict__ gate_up, float* __restrict__ out, int rows, int ff) {
+extern "C" __global__ void gated_act(const float* __restrict__ gate_up, float* __restrict__ out, int rows, int ff,
+                                     int act) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * ff) return;
     const size_t r = i / ff, c = i % ff;
     const float g = gate_up[r * 2 * ff + c], u = gate_up[r * 2 * ff + ff + c];
-    out[i] = gelu_new(g) * u;
+    out[i] = apply_act(g, act) * u;
 }
 
-extern "C" __global__ void relu_inplace(float* __restrict__ x, int count) {
+extern "C" __global__ void act_inplace(float* __restrict__ x, int count, int act) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < count) x[i] = fmaxf(x[i], 0.0f);
+    if (i < count) x[i] = apply_act(x[i], act);
 }
 
 // `x += y`, the residual stream.
@@ -27,10 +33,30 @@ extern "C" __global__ void add_inplace(float* __restrict__ x, const float* __res
     if (i < count) x[i] += y[i];
 }
 
+// `x *= s` (the tied head's d_model^-0.5).
+extern "C" __global__ void scale_inplace(float* __restrict__ x, int count, float s) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) x[i] *= s;
+}
+
 // Embedding rows: out[t, :] = table[ids[t], :] (f32 table). Launch: block 256, grid (ceil(cols /
 // 256), tokens). Ids were checked against the vocabulary on the host.
 extern "C" __global__ void embedding_f32(const float* __restrict__ table, const int* __restrict__ ids,
                                          float* __restrict__ out, int cols) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c < cols) out[(size_t)blockIdx.y * cols + c] = table[(size_t)ids[blockIdx.y] * cols + c];
+}
+
+// The keys and values of `rows` rows of qkv (`[rows, q | k | v]`, each heads·d wide) written at
+// position `pos` of caches laid out [rows, heads, cap, d]. Launch: block 256, grid
+// ceil(rows·heads·d / 256).
+extern "C" __global__ void kv_append(const float* __restrict__ qkv, float* __restrict__ k, float* __restrict__ v,
+                                     int rows, int heads, int d, int cap, int pos) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t inner = (size_t)heads * d;
+    if (i >= (size_t)rows * inner) return;
+    const size_t r = i / inner, hc = i % inner, h = hc / d, c = hc % d;
+    const size_t dst = ((r * heads + h) * cap + pos) * d + c;
+    k[dst] = qkv[r * 3 * inner + inner + hc];
+    v[dst] = qkv[r * 3 * inner + 2 * inner + hc];
 }

@@ -1,32 +1,35 @@
 // Multi-head attention for one layer, T5 style (no 1/√d scaling): for query row i and head h,
-// `softmax_j(q·k_j + bias[h, i, j] + mask[j]) · v_j`, keys j < kv_len (and j ≤ q_pos0 + i when
-// causal). q is [q_len, heads·d]; k and v are [heads, kv_len, d] (the KV-cache layout); bias
-// [heads, q_len, kv_len] (read when has_bias); mask [kv_len] (read when has_mask). One block per (i, h): scores in
-// dynamic shared memory (kv_len floats), so kv_len is bounded by the device's shared memory.
-// Launch: block 128, grid (q_len, heads), shared kv_len·4 + 128 bytes.
+// `softmax_j(q·k_j + bias + mask[j]) · v_j`, keys j < kv_len (and j ≤ q_pos0 + i when causal),
+// with the layouts of the CPU kernels' AttentionArgs: query i, head h at
+// q[i·q_row_stride + h·d]; key j, head h at k[h·kv_head_stride + j·kv_row_stride] (the same for
+// v), which covers a projection's output and a [heads, capacity, d] cache alike; the relative
+// bias by distance, bias[h·bias_head_stride + bias_offset + j − (q_pos0 + i)] (read when
+// has_bias); mask [kv_len] (read when has_mask); out [q_len, heads·d] densely. One block per
+// (i, h): scores in dynamic shared memory (kv_len floats), so kv_len is bounded by the device's
+// shared memory. Launch: block 128, grid (q_len, heads), shared kv_len·4 + 128 bytes.
 
 extern "C" __global__ void attention(const float* __restrict__ q, const float* __restrict__ k,
                                      const float* __restrict__ v, const float* __restrict__ bias,
                                      const float* __restrict__ mask, int has_bias, int has_mask,
-                                     float* __restrict__ out,
-                                     int heads, int d, int q_len, int kv_len, int q_pos0, int causal) {
+                                     float* __restrict__ out, int heads, int d, int q_len, int kv_len,
+                                     int q_pos0, int causal, int q_row_stride, int kv_head_stride,
+                                     int kv_row_stride, int bias_head_stride, int bias_offset) {
     extern __shared__ float smem[];
     float* scratch = smem;          // 32 floats
     float* scores = smem + 32;      // kv_len floats
     const int i = blockIdx.x, h = blockIdx.y;
-    const int inner = heads * d;
-    const float* qi = q + (size_t)i * inner + h * d;
-    const float* kh = k + (size_t)h * kv_len * d;
-    const float* vh = v + (size_t)h * kv_len * d;
+    const float* qi = q + (size_t)i * q_row_stride + h * d;
+    const float* kh = k + (size_t)h * kv_head_stride;
+    const float* vh = v + (size_t)h * kv_head_stride;
     const int visible = causal ? min(kv_len, q_pos0 + i + 1) : kv_len;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     // One warp per key.
     for (int j = warp; j < visible; j += warps) {
         float s = 0.0f;
-        for (int c = lane; c < d; c += 32) s += qi[c] * kh[(size_t)j * d + c];
+        for (int c = lane; c < d; c += 32) s += qi[c] * kh[(size_t)j * kv_row_stride + c];
         s = warp_sum(s);
         if (lane == 0) {
-            if (has_bias) s += bias[((size_t)h * q_len + i) * kv_len + j];
+            if (has_bias) s += bias[(size_t)h * bias_head_stride + bias_offset + j - (q_pos0 + i)];
             if (has_mask) s += mask[j];
             scores[j] = s;
         }
@@ -44,10 +47,10 @@ extern "C" __global__ void attention(const float* __restrict__ q, const float* _
     sum = block_sum(sum, scratch);
     const float inv = 1.0f / sum;
     __syncthreads();
-    float* oi = out + (size_t)i * inner + h * d;
+    float* oi = out + (size_t)i * heads * d + h * d;
     for (int c = threadIdx.x; c < d; c += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < visible; ++j) acc += scores[j] * vh[(size_t)j * d + c];
+        for (int j = 0; j < visible; ++j) acc += scores[j] * vh[(size_t)j * kv_row_stride + c];
         oi[c] = acc * inv;
     }
 }

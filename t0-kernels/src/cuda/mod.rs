@@ -3,12 +3,14 @@
 //! the feature needs no CUDA toolkit and runs (CPU only) on machines without one.
 //!
 //! What is here: the kernel sources ([`SOURCES`]: decode GEMV in f32 and bf16, RMS norm,
-//! softmax, argmax, gated GELU, ReLU, residual add, embedding, attention with T5's relative
-//! bias), [`compile`] (NVRTC, any `sm_XX`), and [`CudaKernels`] (one device: every module
-//! compiled for its compute capability once per process, device buffers, launches). Each
+//! softmax, argmax, ReLU / gelu_new / SiLU plain and gated, residual add, scale, embedding, the
+//! KV-cache append, attention with T5's relative bias), [`compile`] (NVRTC, any `sm_XX`), and
+//! [`CudaKernels`] (one device: every module compiled for its compute capability once per
+//! process, device buffers, launches on views). Each
 //! launch is checked against the scalar reference in `t0-kernels/tests/cuda.rs` when a device is
-//! present; without one those tests print why they skip. The model does not run on the GPU
-//! yet (no device-resident decoder): see docs/cuda.md for what is built and what is left.
+//! present; without one those tests print why they skip. `t0_model::device::CudaBackend` runs
+//! the model on them (device-resident weights and caches); no GPU has run any of it yet: see
+//! docs/cuda.md for what is built and what is left.
 //!
 //! ```
 //! // Works with or without CUDA: the sources are plain strings, NVRTC is optional.
@@ -22,7 +24,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
+};
+
+use crate::Activation;
+
+/// The cudarc this crate is built against (its buffer and view types appear in the API).
+pub use cudarc;
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 
 /// Helpers prepended to every source (warp/block reductions, bf16 bits to f32).
@@ -42,7 +51,7 @@ pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("gemv", &["gemv_f32", "gemv_bf16"]),
     ("norm", &["rms_norm"]),
     ("softmax", &["softmax_rows", "argmax_rows"]),
-    ("activation", &["gated_gelu", "relu_inplace", "add_inplace", "embedding_f32"]),
+    ("activation", &["gated_act", "act_inplace", "add_inplace", "scale_inplace", "embedding_f32", "kv_append"]),
     ("attention", &["attention"]),
 ];
 
@@ -147,6 +156,8 @@ pub struct CudaKernels {
     stream: Arc<CudaStream>,
     functions: HashMap<&'static str, CudaFunction>,
     arch: &'static str,
+    /// One zero, passed for an absent bias or mask.
+    dummy: CudaSlice<f32>,
 }
 
 impl std::fmt::Debug for CudaKernels {
@@ -194,7 +205,8 @@ impl CudaKernels {
                 functions.insert(*e, m.load_function(e)?);
             }
         }
-        Ok(Self { ctx, stream, functions, arch })
+        let dummy = stream.alloc_zeros::<f32>(1)?;
+        Ok(Self { ctx, stream, functions, arch, dummy })
     }
 
     /// The architecture the kernels were compiled for (`sm_90` on an H100).
@@ -217,6 +229,16 @@ impl CudaKernels {
         Ok(self.stream.clone_dtoh(dev)?)
     }
 
+    /// The first `len` values of a device view (waits for the stream).
+    pub fn download_prefix(&self, dev: &CudaView<'_, f32>, len: usize) -> Result<Vec<f32>, CudaError> {
+        Self::check_len("download", dev.len(), len)?;
+        let mut out = vec![0.0f32; len];
+        if len > 0 {
+            self.stream.memcpy_dtoh(&dev.slice(..len), &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// A zeroed device buffer of `len` f32.
     pub fn zeros(&self, len: usize) -> Result<CudaSlice<f32>, CudaError> {
         Ok(self.stream.alloc_zeros::<f32>(len)?)
@@ -226,9 +248,9 @@ impl CudaKernels {
         self.functions.get(name).ok_or_else(|| CudaError::InvalidArgument(format!("no kernel `{name}`")))
     }
 
-    fn check_len<T>(what: &str, s: &CudaSlice<T>, need: usize) -> Result<(), CudaError> {
-        if s.len() < need {
-            return Err(CudaError::InvalidArgument(format!("{what}: {} elements, {need} needed", s.len())));
+    fn check_len(what: &str, len: usize, need: usize) -> Result<(), CudaError> {
+        if len < need {
+            return Err(CudaError::InvalidArgument(format!("{what}: {len} elements, {need} needed")));
         }
         Ok(())
     }
@@ -237,49 +259,82 @@ impl CudaKernels {
         i32::try_from(v).map_err(|_| CudaError::InvalidArgument(format!("{what} = {v} does not fit the kernel")))
     }
 
+    /// One thread per element: block 256, enough blocks for `count`.
+    fn flat(count: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (count.div_ceil(256).max(1) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// One block of 256 threads per row.
+    fn per_row(rows: usize) -> Result<LaunchConfig, CudaError> {
+        Ok(LaunchConfig {
+            grid_dim: (Self::int("rows", rows)? as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+
+    /// The device memory's peak bandwidth in GB/s, from its clock and bus width as the driver
+    /// reports them (`2 × clock × width / 8`, double data rate).
+    pub fn peak_bandwidth_gbs(&self) -> Result<f64, CudaError> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let clock_khz = self.ctx.attribute(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)? as f64;
+        let bus_bits = self.ctx.attribute(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)? as f64;
+        Ok(2.0 * clock_khz * 1e3 * bus_bits / 8.0 / 1e9)
+    }
+
+    /// Waits for every launch so far.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        Ok(self.stream.synchronize()?)
+    }
+
     /// `y[m, n] = x[m, k] · wᵀ` for a row-major f32 weight `[n, k]`, `m ≤` [`GEMV_MAX_M`].
     pub fn gemv_f32(
         &self,
-        x: &CudaSlice<f32>,
+        x: &CudaView<'_, f32>,
         m: usize,
-        w: &CudaSlice<f32>,
+        w: &CudaView<'_, f32>,
         n: usize,
         k: usize,
-        y: &mut CudaSlice<f32>,
+        y: &mut CudaViewMut<'_, f32>,
     ) -> Result<(), CudaError> {
-        self.gemv("gemv_f32", x, m, w, n, k, y)
+        Self::check_len("gemv w", w.len(), n * k)?;
+        self.gemv_checked("gemv_f32", x, m, w, n, k, y)
     }
 
     /// As [`CudaKernels::gemv_f32`] for a bf16 weight given as raw bits.
     pub fn gemv_bf16(
         &self,
-        x: &CudaSlice<f32>,
+        x: &CudaView<'_, f32>,
         m: usize,
-        w: &CudaSlice<u16>,
+        w: &CudaView<'_, u16>,
         n: usize,
         k: usize,
-        y: &mut CudaSlice<f32>,
+        y: &mut CudaViewMut<'_, f32>,
     ) -> Result<(), CudaError> {
-        self.gemv("gemv_bf16", x, m, w, n, k, y)
+        Self::check_len("gemv w", w.len(), n * k)?;
+        self.gemv_checked("gemv_bf16", x, m, w, n, k, y)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn gemv<W>(
+    fn gemv_checked<W>(
         &self,
         name: &str,
-        x: &CudaSlice<f32>,
+        x: &CudaView<'_, f32>,
         m: usize,
-        w: &CudaSlice<W>,
+        w: &CudaView<'_, W>,
         n: usize,
         k: usize,
-        y: &mut CudaSlice<f32>,
+        y: &mut CudaViewMut<'_, f32>,
     ) -> Result<(), CudaError> {
         if m == 0 || m > GEMV_MAX_M {
             return Err(CudaError::InvalidArgument(format!("gemv: m = {m}, expected 1..={GEMV_MAX_M}")));
         }
-        Self::check_len("gemv x", x, m * k)?;
-        Self::check_len("gemv w", w, n * k)?;
-        Self::check_len("gemv y", y, m * n)?;
+        Self::check_len("gemv x", x.len(), m * k)?;
+        Self::check_len("gemv y", y.len(), m * n)?;
         let (mi, ni, ki) = (Self::int("m", m)?, Self::int("n", n)?, Self::int("k", k)?);
         let cfg = LaunchConfig { grid_dim: (n.div_ceil(8) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         let f = self.function(name)?;
@@ -291,117 +346,200 @@ impl CudaKernels {
     /// RMS norm of each of the `rows` rows of `x` (`cols` wide) into `y`.
     pub fn rms_norm(
         &self,
-        x: &CudaSlice<f32>,
-        weight: &CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
+        x: &CudaView<'_, f32>,
+        weight: &CudaView<'_, f32>,
+        y: &mut CudaViewMut<'_, f32>,
         rows: usize,
         cols: usize,
         eps: f32,
     ) -> Result<(), CudaError> {
-        Self::check_len("rms_norm x", x, rows * cols)?;
-        Self::check_len("rms_norm weight", weight, cols)?;
-        Self::check_len("rms_norm y", y, rows * cols)?;
+        Self::check_len("rms_norm x", x.len(), rows * cols)?;
+        Self::check_len("rms_norm weight", weight.len(), cols)?;
+        Self::check_len("rms_norm y", y.len(), rows * cols)?;
         let ci = Self::int("cols", cols)?;
-        let cfg = LaunchConfig {
-            grid_dim: (Self::int("rows", rows)? as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let f = self.function("rms_norm")?;
         // SAFETY: one block per row of `cols` values, lengths checked above.
         unsafe {
-            self.stream
-                .launch_builder(self.function("rms_norm")?)
-                .arg(x)
-                .arg(weight)
-                .arg(y)
-                .arg(&ci)
-                .arg(&eps)
-                .launch(cfg)?
+            self.stream.launch_builder(f).arg(x).arg(weight).arg(y).arg(&ci).arg(&eps).launch(Self::per_row(rows)?)?
         };
         Ok(())
     }
 
     /// Softmax of each of the `rows` rows of `x` in place.
-    pub fn softmax(&self, x: &mut CudaSlice<f32>, rows: usize, cols: usize) -> Result<(), CudaError> {
-        Self::check_len("softmax x", x, rows * cols)?;
+    pub fn softmax(&self, x: &mut CudaViewMut<'_, f32>, rows: usize, cols: usize) -> Result<(), CudaError> {
+        Self::check_len("softmax x", x.len(), rows * cols)?;
         let ci = Self::int("cols", cols)?;
-        let cfg = LaunchConfig {
-            grid_dim: (Self::int("rows", rows)? as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
         // SAFETY: one block per row, lengths checked above.
-        unsafe { self.stream.launch_builder(self.function("softmax_rows")?).arg(x).arg(&ci).launch(cfg)? };
+        unsafe {
+            self.stream.launch_builder(self.function("softmax_rows")?).arg(x).arg(&ci).launch(Self::per_row(rows)?)?
+        };
         Ok(())
     }
 
-    /// The index of the largest value of each row (greedy decoding on device).
-    pub fn argmax(&self, x: &CudaSlice<f32>, rows: usize, cols: usize) -> Result<Vec<u32>, CudaError> {
-        Self::check_len("argmax x", x, rows * cols)?;
+    /// The index of the largest value of each row (greedy decoding on device; the first on ties).
+    pub fn argmax(&self, x: &CudaView<'_, f32>, rows: usize, cols: usize) -> Result<Vec<u32>, CudaError> {
+        Self::check_len("argmax x", x.len(), rows * cols)?;
         let ci = Self::int("cols", cols)?;
-        let mut out = self.stream.alloc_zeros::<i32>(rows)?;
-        let cfg = LaunchConfig {
-            grid_dim: (Self::int("rows", rows)? as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let mut out = self.stream.alloc_zeros::<i32>(rows.max(1))?;
+        let f = self.function("argmax_rows")?;
         // SAFETY: one block of 256 threads per row (the kernel's shared arrays are 256 long).
-        unsafe { self.stream.launch_builder(self.function("argmax_rows")?).arg(x).arg(&ci).arg(&mut out).launch(cfg)? };
-        Ok(self.download(&out)?.into_iter().map(|i| i.max(0) as u32).collect())
+        unsafe { self.stream.launch_builder(f).arg(x).arg(&ci).arg(&mut out).launch(Self::per_row(rows)?)? };
+        let ids = self.stream.clone_dtoh(&out)?;
+        Ok(ids.into_iter().take(rows).map(|i| i.max(0) as u32).collect())
     }
 
-    /// `out[r, c] = gelu_new(gate_up[r, c]) · gate_up[r, ff + c]` (rows of `[gate | up]`).
-    pub fn gated_gelu(
+    /// `out[r, c] = act(gate_up[r, c]) · gate_up[r, ff + c]` (rows of `[gate | up]`).
+    pub fn gated_act(
         &self,
-        gate_up: &CudaSlice<f32>,
-        out: &mut CudaSlice<f32>,
+        act: Activation,
+        gate_up: &CudaView<'_, f32>,
+        out: &mut CudaViewMut<'_, f32>,
         rows: usize,
         ff: usize,
     ) -> Result<(), CudaError> {
-        Self::check_len("gated_gelu gate_up", gate_up, rows * 2 * ff)?;
-        Self::check_len("gated_gelu out", out, rows * ff)?;
-        let count = rows * ff;
-        Self::int("rows · ff", count)?;
-        let (ri, fi) = (Self::int("rows", rows)?, Self::int("ff", ff)?);
-        let cfg =
-            LaunchConfig { grid_dim: (count.div_ceil(256) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        Self::check_len("gated_act gate_up", gate_up.len(), rows * 2 * ff)?;
+        Self::check_len("gated_act out", out.len(), rows * ff)?;
+        Self::int("rows · 2 · ff", rows * 2 * ff)?;
+        let (ri, fi, ai) = (Self::int("rows", rows)?, Self::int("ff", ff)?, act_code(act));
+        let f = self.function("gated_act")?;
         // SAFETY: one thread per output, lengths checked above.
         unsafe {
             self.stream
-                .launch_builder(self.function("gated_gelu")?)
+                .launch_builder(f)
                 .arg(gate_up)
                 .arg(out)
                 .arg(&ri)
                 .arg(&fi)
-                .launch(cfg)?
+                .arg(&ai)
+                .launch(Self::flat(rows * ff))?
         };
         Ok(())
     }
 
-    /// T5 attention for one layer (see attention.cu for the layouts): `q` `[q_len, heads·d]`,
-    /// `k`/`v` `[heads, kv_len, d]`, `bias` `[heads, q_len, kv_len]`, `mask` `[kv_len]`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention(
+    /// `x = act(x)` over the first `count` values.
+    pub fn act_inplace(&self, act: Activation, x: &mut CudaViewMut<'_, f32>, count: usize) -> Result<(), CudaError> {
+        Self::check_len("act x", x.len(), count)?;
+        let (ci, ai) = (Self::int("count", count)?, act_code(act));
+        let f = self.function("act_inplace")?;
+        // SAFETY: one thread per value, length checked above.
+        unsafe { self.stream.launch_builder(f).arg(x).arg(&ci).arg(&ai).launch(Self::flat(count))? };
+        Ok(())
+    }
+
+    /// `x += y` over the first `count` values.
+    pub fn add_inplace(
         &self,
-        q: &CudaSlice<f32>,
-        k: &CudaSlice<f32>,
-        v: &CudaSlice<f32>,
-        bias: Option<&CudaSlice<f32>>,
-        mask: Option<&CudaSlice<f32>>,
-        out: &mut CudaSlice<f32>,
-        shape: AttentionShape,
+        x: &mut CudaViewMut<'_, f32>,
+        y: &CudaView<'_, f32>,
+        count: usize,
     ) -> Result<(), CudaError> {
-        let AttentionShape { heads, d, q_len, kv_len, q_pos0, causal } = shape;
-        let inner = heads * d;
-        Self::check_len("attention q", q, q_len * inner)?;
-        Self::check_len("attention k", k, heads * kv_len * d)?;
-        Self::check_len("attention v", v, heads * kv_len * d)?;
-        Self::check_len("attention out", out, q_len * inner)?;
-        if let Some(b) = bias {
-            Self::check_len("attention bias", b, heads * q_len * kv_len)?;
+        Self::check_len("add x", x.len(), count)?;
+        Self::check_len("add y", y.len(), count)?;
+        let ci = Self::int("count", count)?;
+        let f = self.function("add_inplace")?;
+        // SAFETY: one thread per value, lengths checked above.
+        unsafe { self.stream.launch_builder(f).arg(x).arg(y).arg(&ci).launch(Self::flat(count))? };
+        Ok(())
+    }
+
+    /// `x *= s` over the first `count` values.
+    pub fn scale_inplace(&self, x: &mut CudaViewMut<'_, f32>, count: usize, s: f32) -> Result<(), CudaError> {
+        Self::check_len("scale x", x.len(), count)?;
+        let ci = Self::int("count", count)?;
+        let f = self.function("scale_inplace")?;
+        // SAFETY: one thread per value, length checked above.
+        unsafe { self.stream.launch_builder(f).arg(x).arg(&ci).arg(&s).launch(Self::flat(count))? };
+        Ok(())
+    }
+
+    /// `out[t, :] = table[ids[t], :]` for a `[rows, cols]` f32 table; ids are checked here.
+    pub fn embedding(
+        &self,
+        table: &CudaView<'_, f32>,
+        cols: usize,
+        ids: &[u32],
+        out: &mut CudaViewMut<'_, f32>,
+    ) -> Result<(), CudaError> {
+        let rows = table.len().checked_div(cols).unwrap_or(0);
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= rows) {
+            return Err(CudaError::InvalidArgument(format!("embedding: id {bad} is not below {rows}")));
         }
-        if let Some(m) = mask {
-            Self::check_len("attention mask", m, kv_len)?;
+        Self::check_len("embedding out", out.len(), ids.len() * cols)?;
+        if ids.is_empty() || cols == 0 {
+            return Ok(());
+        }
+        let ids: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+        let dids = self.upload(&ids)?;
+        let ci = Self::int("cols", cols)?;
+        let cfg = LaunchConfig {
+            grid_dim: (cols.div_ceil(256) as u32, Self::int("tokens", ids.len())? as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let f = self.function("embedding_f32")?;
+        // SAFETY: every id is a row of the table, out holds ids·cols values (checked above).
+        unsafe { self.stream.launch_builder(f).arg(table).arg(&dids).arg(out).arg(&ci).launch(cfg)? };
+        Ok(())
+    }
+
+    /// Writes the keys and values of `rows` rows of `qkv` (`[rows, q | k | v]`, each part
+    /// `heads·d` wide) at position `pos` of caches laid out `[rows, heads, cap, d]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kv_append(
+        &self,
+        qkv: &CudaView<'_, f32>,
+        k: &mut CudaViewMut<'_, f32>,
+        v: &mut CudaViewMut<'_, f32>,
+        rows: usize,
+        heads: usize,
+        d: usize,
+        cap: usize,
+        pos: usize,
+    ) -> Result<(), CudaError> {
+        if pos >= cap {
+            return Err(CudaError::InvalidArgument(format!("kv_append: position {pos} is past the cache ({cap})")));
+        }
+        Self::check_len("kv_append qkv", qkv.len(), rows * 3 * heads * d)?;
+        Self::check_len("kv_append k", k.len(), rows * heads * cap * d)?;
+        Self::check_len("kv_append v", v.len(), rows * heads * cap * d)?;
+        let count = rows * heads * d;
+        Self::int("rows · heads · cap · d", rows * heads * cap * d)?;
+        let (ri, hi, di, ci, pi) = (rows as i32, heads as i32, d as i32, cap as i32, pos as i32);
+        let f = self.function("kv_append")?;
+        let mut launch = self.stream.launch_builder(f);
+        launch.arg(qkv).arg(k).arg(v).arg(&ri).arg(&hi).arg(&di).arg(&ci).arg(&pi);
+        // SAFETY: one thread per (row, head, column); every index is inside the lengths checked.
+        unsafe { launch.launch(Self::flat(count))? };
+        Ok(())
+    }
+
+    /// T5 attention for one layer: see [`CudaAttention`] and attention.cu for the layouts.
+    pub fn attention(&self, a: &CudaAttention<'_, '_>, out: &mut CudaViewMut<'_, f32>) -> Result<(), CudaError> {
+        let (heads, d, q_len, kv_len) = (a.heads, a.d, a.q_len, a.kv_len);
+        let inner = heads * d;
+        Self::check_len("attention out", out.len(), q_len * inner)?;
+        if q_len == 0 || heads == 0 || d == 0 {
+            return Ok(());
+        }
+        Self::check_len("attention q", a.q.len(), (q_len - 1) * a.q_row_stride + inner)?;
+        if kv_len > 0 {
+            let last = (heads - 1) * a.kv_head_stride + (kv_len - 1) * a.kv_row_stride + d;
+            Self::check_len("attention k", a.k.len(), last)?;
+            Self::check_len("attention v", a.v.len(), last)?;
+        }
+        if let Some(m) = a.mask {
+            Self::check_len("attention mask", m.len(), kv_len)?;
+        }
+        if let Some((b, head_stride, offset)) = a.bias {
+            // Relative distances j − (q_pos0 + i) span [−(q_pos0 + q_len − 1), kv_len − 1 − q_pos0].
+            if offset + 1 < a.q_pos0 + q_len {
+                return Err(CudaError::InvalidArgument(format!(
+                    "attention bias: offset {offset} is too small for queries from position {}",
+                    a.q_pos0
+                )));
+            }
+            let hi = (offset + kv_len).saturating_sub(a.q_pos0 + 1);
+            Self::check_len("attention bias", b.len(), (heads - 1) * head_stride + hi.max(offset) + 1)?;
         }
         let shared = (kv_len + 32) * 4;
         if shared > 48 * 1024 {
@@ -409,37 +547,63 @@ impl CudaKernels {
                 "attention: kv_len {kv_len} needs more than 48 KiB of shared memory"
             )));
         }
-        // A null pointer stands for "no bias" / "no mask": a one-element dummy buffer keeps the
-        // argument list typed, and the flags below tell the kernel to ignore it.
-        let none = self.zeros(1)?;
-        let (hi, di, qi, ki, pi, ci) = (
-            Self::int("heads", heads)?,
-            Self::int("d", d)?,
-            Self::int("q_len", q_len)?,
-            Self::int("kv_len", kv_len)?,
-            Self::int("q_pos0", q_pos0)?,
-            i32::from(causal),
-        );
+        // A missing bias or mask is a one-element dummy buffer (flags tell the kernel to ignore it).
+        let none = self.dummy.as_view();
+        let int = Self::int;
+        let (bias, bias_stride, bias_offset) = a.bias.map_or((&none, 0, 0), |(b, s, o)| (b, s, o));
+        let sizes = [
+            int("heads", heads)?,
+            int("d", d)?,
+            int("q_len", q_len)?,
+            int("kv_len", kv_len)?,
+            int("q_pos0", a.q_pos0)?,
+            i32::from(a.causal),
+            int("q_row_stride", a.q_row_stride)?,
+            int("kv_head_stride", a.kv_head_stride)?,
+            int("kv_row_stride", a.kv_row_stride)?,
+            int("bias head stride", bias_stride)?,
+            int("bias offset", bias_offset)?,
+        ];
         let cfg = LaunchConfig {
-            grid_dim: (qi as u32, hi as u32, 1),
+            grid_dim: (sizes[2] as u32, sizes[0] as u32, 1),
             block_dim: (128, 1, 1),
             shared_mem_bytes: shared as u32,
         };
-        let (has_bias, has_mask) = (i32::from(bias.is_some()), i32::from(mask.is_some()));
+        let (has_bias, has_mask) = (i32::from(a.bias.is_some()), i32::from(a.mask.is_some()));
         let f = self.function("attention")?;
         let mut launch = self.stream.launch_builder(f);
-        launch.arg(q).arg(k).arg(v).arg(bias.unwrap_or(&none)).arg(mask.unwrap_or(&none)).arg(&has_bias).arg(&has_mask);
-        launch.arg(out).arg(&hi).arg(&di).arg(&qi).arg(&ki).arg(&pi).arg(&ci);
-        // SAFETY: every buffer's length was checked against the shape above; shared memory
-        // holds kv_len scores and 32 floats of scratch.
+        launch.arg(a.q).arg(a.k).arg(a.v).arg(bias).arg(a.mask.unwrap_or(&none)).arg(&has_bias).arg(&has_mask);
+        launch.arg(out);
+        for s in &sizes {
+            launch.arg(s);
+        }
+        // SAFETY: every buffer's length was checked against the shape and strides above; shared
+        // memory holds kv_len scores and 32 floats of scratch.
         unsafe { launch.launch(cfg)? };
         Ok(())
     }
 }
 
-/// The sizes of one [`CudaKernels::attention`] call.
-#[derive(Clone, Copy, Debug)]
-pub struct AttentionShape {
+/// The kernels' activation code.
+fn act_code(act: Activation) -> i32 {
+    match act {
+        Activation::Relu => 0,
+        Activation::GeluNew => 1,
+        Activation::Silu => 2,
+    }
+}
+
+/// One [`CudaKernels::attention`] call, with the layouts of [`crate::AttentionArgs`]: query `i`,
+/// head `h` at `q[i·q_row_stride + h·d]`; key `j`, head `h` at `k[h·kv_head_stride +
+/// j·kv_row_stride]` (values alike); the output `[q_len, heads·d]` densely.
+#[derive(Clone, Copy)]
+pub struct CudaAttention<'a, 'b> {
+    /// Queries.
+    pub q: &'a CudaView<'b, f32>,
+    /// Keys.
+    pub k: &'a CudaView<'b, f32>,
+    /// Values.
+    pub v: &'a CudaView<'b, f32>,
     /// Heads.
     pub heads: usize,
     /// Width of one head.
@@ -448,8 +612,19 @@ pub struct AttentionShape {
     pub q_len: usize,
     /// Keys.
     pub kv_len: usize,
-    /// Absolute position of query row 0 (for causality).
+    /// Absolute position of query row 0 (for causality and the bias).
     pub q_pos0: usize,
     /// Keys after the query's position are skipped.
     pub causal: bool,
+    /// Distance between query rows.
+    pub q_row_stride: usize,
+    /// Distance between heads of the keys and values.
+    pub kv_head_stride: usize,
+    /// Distance between keys.
+    pub kv_row_stride: usize,
+    /// Relative bias by distance as [`crate::BiasView`]: `(values, head_stride, offset)`, the
+    /// bias of `(h, i, j)` at `values[h·head_stride + offset + j − (q_pos0 + i)]`.
+    pub bias: Option<(&'a CudaView<'b, f32>, usize, usize)>,
+    /// Additive mask per key.
+    pub mask: Option<&'a CudaView<'b, f32>>,
 }

@@ -7,8 +7,8 @@
 //! layer).
 //!
 //! Two backends: [`HostBackend`] (host memory, this crate's CPU kernels; it checks the
-//! orchestration against the CPU model wherever the tests run); a CUDA backend on the kernels of
-//! `t0_kernels::cuda` comes next (see docs/cuda.md).
+//! orchestration against the CPU model wherever the tests run) and, with feature `cuda`,
+//! `CudaBackend` (device memory, the NVRTC-compiled kernels of `t0_kernels::cuda`).
 //!
 //! ```
 //! use t0_model::device::{DeviceModel, HostBackend, DeviceDType};
@@ -21,9 +21,13 @@
 //! # Ok::<(), t0_model::ModelError>(())
 //! ```
 
+#[cfg(feature = "cuda")]
+mod cuda;
 mod host;
 mod model;
 
+#[cfg(feature = "cuda")]
+pub use cuda::{CudaBackend, CudaWeight};
 pub use host::HostBackend;
 pub use model::{DeviceEncoded, DeviceModel, DeviceState};
 
@@ -136,6 +140,14 @@ pub trait Backend: Send + Sync {
     fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
     /// The index of the largest value of each of `rows` rows (the first on ties).
     fn argmax(&self, x: &Self::Buf, rows: usize, cols: usize) -> Result<Vec<u32>>;
+    /// Waits until everything launched so far has finished (for timing).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The memory's peak bandwidth in GB/s, when the device reports it.
+    fn peak_bandwidth_gbs(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// The rows of a weight view (any storage) as row-major f32 values, `[rows, cols]`.

@@ -16,6 +16,8 @@ use crate::{ModelError, Result, T5Config, T5Model};
 struct DevLinear<B: Backend> {
     w: B::Weight,
     rows: usize,
+    /// Bytes of the weight on the device.
+    bytes: usize,
 }
 
 impl<B: Backend> DevLinear<B> {
@@ -29,7 +31,13 @@ impl<B: Backend> DevLinear<B> {
             let data: Vec<f32> = parts.iter().flat_map(rows_f32).collect();
             backend.upload_weight(&WeightView::f32(&data, rows, cols), dtype)?
         };
-        Ok(Self { w, rows: parts.iter().map(|p| p.rows()).sum() })
+        let rows: usize = parts.iter().map(|p| p.rows()).sum();
+        let cols = parts.first().map_or(0, |p| p.cols());
+        let elem = match dtype {
+            DeviceDType::F32 => 4,
+            DeviceDType::Bf16 => 2,
+        };
+        Ok(Self { w, rows, bytes: rows * cols * elem })
     }
 
     fn of(backend: &B, l: &Linear, dtype: DeviceDType) -> Result<Self> {
@@ -99,6 +107,9 @@ pub struct DeviceModel<B: Backend> {
     dec: Vec<DecLayer<B>>,
     dec_final: B::Buf,
     dec_bias: RelativeBias,
+    /// Weight bytes one decode step reads (every decoder matrix but the cross keys/values, and
+    /// the head).
+    step_bytes: usize,
 }
 
 impl<B: Backend> std::fmt::Debug for DeviceModel<B> {
@@ -222,7 +233,16 @@ impl<B: Backend> DeviceModel<B> {
             });
             progress(1 + enc.len() + dec.len(), total);
         }
+        let step_bytes = lm_head.bytes
+            + dec
+                .iter()
+                .map(|l| {
+                    let ff = l.ff.wi.bytes + l.ff.wo.bytes;
+                    l.qkv.bytes + l.self_o.bytes + l.cross_q.bytes + l.cross_o.bytes + ff
+                })
+                .sum::<usize>();
         Ok(Self {
+            step_bytes,
             enc_final: b.upload(&model.encoder.final_norm)?,
             enc_bias: model.encoder.bias.clone(),
             dec_final: b.upload(&model.decoder.final_norm)?,
@@ -250,6 +270,13 @@ impl<B: Backend> DeviceModel<B> {
     /// How the weights are stored.
     pub fn dtype(&self) -> DeviceDType {
         self.dtype
+    }
+
+    /// Weight bytes one decode step reads from device memory (the decoder's matrices but the
+    /// cross-attention keys and values, which run once per input, and the head): divided by a
+    /// step's time, the bandwidth the step reached.
+    pub fn step_weight_bytes(&self) -> usize {
+        self.step_bytes
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {

@@ -1,0 +1,151 @@
+//! `--device`: where `t0 bench` runs the model, and the benchmark of the device path
+//! ([`t0_model::device::DeviceModel`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use t0_model::device::{Backend, DeviceDType, DeviceModel};
+use t0_model::T5Model;
+
+/// Where to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU model (packed weights, the fastest CPU path).
+    Cpu,
+    /// The device path on host memory with the CPU kernels: what a GPU runs, step for step
+    /// (for checking the device orchestration where there is no GPU).
+    Host,
+    /// CUDA device N (feature `cuda`).
+    Cuda(usize),
+}
+
+/// Parse `cpu`, `host`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        "host" => Ok(Device::Host),
+        "cuda" | "gpu" => Ok(Device::Cuda(0)),
+        _ => match lower.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Device::Cuda(n)),
+            _ => Err(format!("`{s}` is not a device (expected cpu, host, cuda or cuda:N)")),
+        },
+    }
+}
+
+/// The weight dtype a device path stores (`--dtype`; f32 by default).
+pub fn device_dtype(d: Option<t0_model::PackDType>) -> Result<DeviceDType> {
+    match d {
+        None | Some(t0_model::PackDType::F32) => Ok(DeviceDType::F32),
+        Some(t0_model::PackDType::Bf16) => Ok(DeviceDType::Bf16),
+        Some(other) => {
+            bail!("--dtype {} is not available on a device (f32 or bf16)", format!("{other:?}").to_lowercase())
+        }
+    }
+}
+
+/// What the device benchmark measured.
+pub struct DeviceBench {
+    pub backend: String,
+    pub upload_s: f64,
+    pub encoder_ms: f64,
+    pub step_ms: Vec<f64>,
+    pub decode_ms_per_step: f64,
+    pub tokens_per_s: f64,
+    pub step_weight_bytes: usize,
+    pub peak_bandwidth_gbs: Option<f64>,
+}
+
+/// Uploads `model` to `backend` and times the encoder (each input alone, the mean of `runs`
+/// after a warm-up) and `new_tokens` decode steps of all inputs together (each row feeding back
+/// its device-side argmax, EOS replaced so that every step runs).
+pub fn bench<B: Backend>(
+    model: &T5Model,
+    backend: B,
+    dtype: DeviceDType,
+    inputs: &[Vec<u32>],
+    runs: usize,
+    new_tokens: usize,
+) -> Result<DeviceBench> {
+    let t = Instant::now();
+    let bar = crate::ui::bar(0, "uploading {bar:30} {pos}/{len} layers");
+    let dev = DeviceModel::new_with_progress(model, backend, dtype, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    dev.backend().synchronize()?;
+    let upload_s = t.elapsed().as_secs_f64();
+    let c = dev.config();
+
+    let encode_all = || -> Result<Vec<Arc<t0_model::device::DeviceEncoded<B>>>> {
+        let out = inputs.iter().map(|x| dev.encode(x).map(Arc::new)).collect::<t0_model::Result<Vec<_>>>()?;
+        dev.backend().synchronize()?;
+        Ok(out)
+    };
+    let mut sources = encode_all()?;
+    let t = Instant::now();
+    for _ in 0..runs.max(1) {
+        sources = encode_all()?;
+    }
+    let encoder_ms = t.elapsed().as_secs_f64() * 1e3 / runs.max(1) as f64;
+
+    let start = vec![c.decoder_start_token_id; inputs.len()];
+    let mut warm = dev.start(sources.clone(), 1)?;
+    dev.step(&mut warm, &start)?;
+    dev.argmax(&warm)?;
+    drop(warm);
+    let mut state = dev.start(sources, new_tokens)?;
+    let mut next = start;
+    let mut step_ms = Vec::with_capacity(new_tokens);
+    let t = Instant::now();
+    for _ in 0..new_tokens {
+        let ts = Instant::now();
+        dev.step(&mut state, &next)?;
+        next = dev.argmax(&state)?;
+        step_ms.push(ts.elapsed().as_secs_f64() * 1e3);
+        for tok in &mut next {
+            if *tok == c.eos_token_id {
+                // Keep decoding: any other id will do (the figures are about time).
+                *tok = (c.eos_token_id + 1) % c.vocab_size as u32;
+            }
+        }
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    step_ms.sort_by(f64::total_cmp);
+    Ok(DeviceBench {
+        backend: dev.backend().name(),
+        upload_s,
+        encoder_ms,
+        decode_ms_per_step: decode_s * 1e3 / new_tokens as f64,
+        tokens_per_s: (inputs.len() * new_tokens) as f64 / decode_s,
+        step_ms,
+        step_weight_bytes: dev.step_weight_bytes(),
+        peak_bandwidth_gbs: dev.backend().peak_bandwidth_gbs(),
+    })
+}
+
+/// Runs [`fn@bench`] on `device` (not [`Device::Cpu`], which `t0 bench` times itself).
+pub fn bench_on(
+    device: Device,
+    model: &T5Model,
+    dtype: DeviceDType,
+    inputs: &[Vec<u32>],
+    runs: usize,
+    new_tokens: usize,
+) -> Result<DeviceBench> {
+    match device {
+        Device::Cpu => bail!("the CPU model is timed by `t0 bench` itself"),
+        Device::Host => bench(model, t0_model::device::HostBackend::new(), dtype, inputs, runs, new_tokens),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(n) => {
+            let backend = t0_model::device::CudaBackend::new(n)?;
+            bench(model, backend, dtype, inputs, runs, new_tokens)
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => {
+            bail!("this t0 was built without CUDA support: rebuild with `cargo build --release -p t0-cli --features cuda`")
+        }
+    }
+}

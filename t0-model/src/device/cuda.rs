@@ -1,0 +1,212 @@
+//! [`Backend`] on an NVIDIA GPU (feature `cuda`): buffers in device memory, the kernels of
+//! [`t0_kernels::cuda`] (compiled by NVRTC at run time, loaded through cudarc).
+
+use t0_kernels::cuda::cudarc::driver::{CudaSlice, CudaView, CudaViewMut};
+use t0_kernels::cuda::{CudaAttention, CudaError, CudaKernels, GEMV_MAX_M};
+use t0_kernels::{Activation, WeightView};
+
+use super::{rows_f32, Backend, DeviceAttention, DeviceDType};
+use crate::{ModelError, Result};
+
+/// One CUDA device and the kernels compiled for it.
+#[derive(Debug)]
+pub struct CudaBackend {
+    kernels: CudaKernels,
+    ordinal: usize,
+}
+
+/// A weight on the GPU, row-major `[rows, cols]` (HF's layout, which the GEMV streams).
+#[derive(Debug)]
+pub enum CudaWeight {
+    /// f32 values.
+    F32(CudaSlice<f32>, usize, usize),
+    /// bf16 bits.
+    Bf16(CudaSlice<u16>, usize, usize),
+}
+
+impl CudaBackend {
+    /// The kernels on device `ordinal` (`cuda:N`), or why they cannot run there.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let kernels = CudaKernels::new(ordinal).map_err(|e| dev_err(ordinal, e))?;
+        Ok(Self { kernels, ordinal })
+    }
+
+    fn err(&self, e: CudaError) -> ModelError {
+        dev_err(self.ordinal, e)
+    }
+}
+
+fn dev_err(ordinal: usize, e: CudaError) -> ModelError {
+    ModelError::Device { device: format!("cuda:{ordinal}"), reason: e.to_string() }
+}
+
+/// `&buf[off..]` as a view, or an error.
+fn view_from<'a>(what: &str, buf: &'a CudaSlice<f32>, off: usize) -> Result<CudaView<'a, f32>> {
+    if off > buf.len() {
+        return Err(ModelError::InvalidArgument(format!("{what}: offset {off} is past the end ({})", buf.len())));
+    }
+    Ok(buf.slice(off..))
+}
+
+/// `&mut buf[off..off + len]` as a view, or an error.
+fn view_mut<'a>(what: &str, buf: &'a mut CudaSlice<f32>, off: usize, len: usize) -> Result<CudaViewMut<'a, f32>> {
+    if off + len > buf.len() {
+        return Err(ModelError::InvalidArgument(format!("{what}: {} values, {} needed", buf.len(), off + len)));
+    }
+    Ok(buf.slice_mut(off..off + len))
+}
+
+impl Backend for CudaBackend {
+    type Buf = CudaSlice<f32>;
+    type Weight = CudaWeight;
+
+    fn name(&self) -> String {
+        format!("cuda:{} ({})", self.ordinal, self.kernels.arch())
+    }
+
+    fn upload(&self, x: &[f32]) -> Result<CudaSlice<f32>> {
+        if x.is_empty() {
+            // A zero-length allocation is an error in the driver: keep one value.
+            return self.zeros(0);
+        }
+        self.kernels.upload(x).map_err(|e| self.err(e))
+    }
+
+    fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
+        self.kernels.zeros(len.max(1)).map_err(|e| self.err(e))
+    }
+
+    fn download(&self, x: &CudaSlice<f32>, len: usize) -> Result<Vec<f32>> {
+        self.kernels.download_prefix(&x.as_view(), len).map_err(|e| self.err(e))
+    }
+
+    fn upload_weight(&self, w: &WeightView<'_>, dtype: DeviceDType) -> Result<CudaWeight> {
+        let (rows, cols) = (w.rows(), w.cols());
+        Ok(match (dtype, w) {
+            (DeviceDType::Bf16, WeightView::Bf16 { data, .. }) => {
+                let bits: Vec<u16> = data.iter().map(|b| b.to_bits()).collect();
+                CudaWeight::Bf16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
+            }
+            (DeviceDType::Bf16, _) => {
+                let bits: Vec<u16> = rows_f32(w).iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
+                CudaWeight::Bf16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
+            }
+            (DeviceDType::F32, _) => CudaWeight::F32(self.upload(&rows_f32(w))?, rows, cols),
+        })
+    }
+
+    fn linear(&self, x: &CudaSlice<f32>, m: usize, w: &CudaWeight, out: &mut CudaSlice<f32>) -> Result<()> {
+        let (n, k) = match w {
+            CudaWeight::F32(_, n, k) | CudaWeight::Bf16(_, n, k) => (*n, *k),
+        };
+        // The decode GEMV reads each weight once for up to GEMV_MAX_M rows; longer inputs (the
+        // encoder) run it per block of rows (a tensor-core GEMM is still to come: docs/cuda.md).
+        for r0 in (0..m).step_by(GEMV_MAX_M) {
+            let rows = GEMV_MAX_M.min(m - r0);
+            let xs = view_from("linear x", x, r0 * k)?;
+            let mut ys = view_mut("linear out", out, r0 * n, rows * n)?;
+            let done = match w {
+                CudaWeight::F32(wd, ..) => self.kernels.gemv_f32(&xs, rows, &wd.as_view(), n, k, &mut ys),
+                CudaWeight::Bf16(wd, ..) => self.kernels.gemv_bf16(&xs, rows, &wd.as_view(), n, k, &mut ys),
+            };
+            done.map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn embedding(&self, table: &CudaSlice<f32>, cols: usize, ids: &[u32], out: &mut CudaSlice<f32>) -> Result<()> {
+        let mut o = view_mut("embedding out", out, 0, ids.len() * cols)?;
+        self.kernels.embedding(&table.as_view(), cols, ids, &mut o).map_err(|e| self.err(e))
+    }
+
+    fn rms_norm(
+        &self,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        eps: f32,
+        rows: usize,
+        cols: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let mut o = out.as_view_mut();
+        self.kernels.rms_norm(&x.as_view(), &w.as_view(), &mut o, rows, cols, eps).map_err(|e| self.err(e))
+    }
+
+    fn activation(&self, act: Activation, x: &mut CudaSlice<f32>, len: usize) -> Result<()> {
+        self.kernels.act_inplace(act, &mut x.as_view_mut(), len).map_err(|e| self.err(e))
+    }
+
+    fn gated(
+        &self,
+        act: Activation,
+        both: &CudaSlice<f32>,
+        rows: usize,
+        ff: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        self.kernels.gated_act(act, &both.as_view(), &mut out.as_view_mut(), rows, ff).map_err(|e| self.err(e))
+    }
+
+    fn add_assign(&self, acc: &mut CudaSlice<f32>, x: &CudaSlice<f32>, len: usize) -> Result<()> {
+        self.kernels.add_inplace(&mut acc.as_view_mut(), &x.as_view(), len).map_err(|e| self.err(e))
+    }
+
+    fn scale(&self, x: &mut CudaSlice<f32>, len: usize, s: f32) -> Result<()> {
+        self.kernels.scale_inplace(&mut x.as_view_mut(), len, s).map_err(|e| self.err(e))
+    }
+
+    fn kv_append(
+        &self,
+        qkv: &CudaSlice<f32>,
+        rows: usize,
+        heads: usize,
+        d_kv: usize,
+        k: &mut CudaSlice<f32>,
+        v: &mut CudaSlice<f32>,
+        cap: usize,
+        pos: usize,
+    ) -> Result<()> {
+        let (mut kv, mut vv) = (k.as_view_mut(), v.as_view_mut());
+        self.kernels.kv_append(&qkv.as_view(), &mut kv, &mut vv, rows, heads, d_kv, cap, pos).map_err(|e| self.err(e))
+    }
+
+    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut CudaSlice<f32>, out_off: usize) -> Result<()> {
+        let (q, k, v) = (
+            view_from("attention q", a.q.0, a.q.1)?,
+            view_from("attention k", a.k.0, a.k.1)?,
+            view_from("attention v", a.v.0, a.v.1)?,
+        );
+        let bias = a.bias.map(|(b, s, o)| (b.as_view(), s, o));
+        let mask = a.mask.map(|(m, off)| view_from("attention mask", m, off)).transpose()?;
+        let args = CudaAttention {
+            q: &q,
+            k: &k,
+            v: &v,
+            heads: a.heads,
+            d: a.d_kv,
+            q_len: a.q_len,
+            kv_len: a.kv_len,
+            q_pos0: a.q_pos0,
+            causal: a.causal,
+            q_row_stride: a.q_row_stride,
+            kv_head_stride: a.kv_head_stride,
+            kv_row_stride: a.kv_row_stride,
+            bias: bias.as_ref().map(|(b, s, o)| (b, *s, *o)),
+            mask: mask.as_ref(),
+        };
+        let mut o = view_mut("attention out", out, out_off, a.q_len * a.heads * a.d_kv)?;
+        self.kernels.attention(&args, &mut o).map_err(|e| self.err(e))
+    }
+
+    fn argmax(&self, x: &CudaSlice<f32>, rows: usize, cols: usize) -> Result<Vec<u32>> {
+        self.kernels.argmax(&x.as_view(), rows, cols).map_err(|e| self.err(e))
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.kernels.synchronize().map_err(|e| self.err(e))
+    }
+
+    fn peak_bandwidth_gbs(&self) -> Option<f64> {
+        self.kernels.peak_bandwidth_gbs().ok()
+    }
+}

@@ -736,6 +736,48 @@ fn bench_devices() {
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
 }
 
+/// `t0 generate --device host`: the device path's greedy ids and text equal the CPU model's, for
+/// a text prompt and two id inputs decoded together; options it cannot honour are errors.
+#[test]
+fn generate_on_a_device() {
+    let m = fixture("models/t0-tiny");
+    let m = m.to_str().unwrap();
+    let args = [
+        "generate",
+        "--model",
+        m,
+        "Is this review positive or negative? Review: the best skillet",
+        "--input-ids",
+        "27,7,48,1",
+        "--input-ids",
+        "5,1",
+        "--max-new-tokens",
+        "6",
+        "--json",
+    ];
+    let (code, cpu, err) = t0(&args);
+    assert_eq!(code, 0, "{err}");
+    let (code, dev, err) = t0(&[&args[..], &["--device", "host"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let pick = |out: &str| -> Vec<(serde_json::Value, serde_json::Value)> {
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["token_ids"].clone(), v["text"].clone()))
+            .collect()
+    };
+    let (cpu, dev) = (pick(&cpu), pick(&dev));
+    assert_eq!(cpu.len(), 3);
+    assert!(cpu.iter().all(|(ids, _)| !ids.as_array().unwrap().is_empty()), "{cpu:?}");
+    assert_eq!(cpu, dev);
+    let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "host", "--num-beams", "2"]);
+    assert_fails(code, &err, "--device host decodes greedily only");
+    let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "host", "--dtype", "int8"]);
+    assert_fails(code, &err, "--dtype int8 is not available on a device");
+    let (code, _, err) =
+        t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "cuda", "--max-new-tokens", "2"]);
+    assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
+}
+
 // ---- Memory ----------------------------------------------------------------------------------
 
 /// A config whose weights would take about 10 TB, with a tiny weights file: the estimate runs

@@ -85,7 +85,7 @@ fn random_inputs(model: &t0_model::T5Model, a: &Args, rng: &mut Rng) -> (Vec<Vec
 }
 
 /// `t0 bench --device host|cuda[:N]`: the model loaded as stored (memory map), uploaded, then
-/// [`super::device::bench`].
+/// [`super::device::Bench`].
 fn run_device(a: Args) -> Result<()> {
     if a.profile || a.score_choices.is_some() {
         bail!("--profile and --score-choices time the CPU model: leave them out with --device");
@@ -95,7 +95,8 @@ fn run_device(a: Args) -> Result<()> {
     let model = a.model.load_model(a.load.options(None)?)?;
     let load_s = t.elapsed().as_secs_f64();
     let (inputs, _) = random_inputs(&model, &a, &mut Rng::new(a.seed));
-    let r = super::device::bench_on(a.device, &model, dtype, &inputs, a.encoder_runs, a.new_tokens)?;
+    let job = super::device::Bench { dtype, inputs: &inputs, runs: a.encoder_runs, new_tokens: a.new_tokens };
+    let r = super::device::on_device(a.device, &model, job)?;
     let median_ms = r.step_ms[r.step_ms.len() / 2];
     let gbs = r.step_weight_bytes as f64 / (r.decode_ms_per_step * 1e-3) / 1e9;
     let share = r.peak_bandwidth_gbs.map(|p| gbs / p);

@@ -1,5 +1,5 @@
-//! `--device`: where `t0 bench` runs the model, and the benchmark of the device path
-//! ([`t0_model::device::DeviceModel`]).
+//! `--device`: where `t0 bench` and `t0 generate` run the model, the benchmark of the device
+//! path ([`t0_model::device::DeviceModel`]) and its greedy generation.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +18,16 @@ pub enum Device {
     Host,
     /// CUDA device N (feature `cuda`).
     Cuda(usize),
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Host => write!(f, "host"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
 }
 
 /// Parse `cpu`, `host`, `cuda` or `cuda:N`.
@@ -57,17 +67,9 @@ pub struct DeviceBench {
     pub peak_bandwidth_gbs: Option<f64>,
 }
 
-/// Uploads `model` to `backend` and times the encoder (each input alone, the mean of `runs`
-/// after a warm-up) and `new_tokens` decode steps of all inputs together (each row feeding back
-/// its device-side argmax, EOS replaced so that every step runs).
-pub fn bench<B: Backend>(
-    model: &T5Model,
-    backend: B,
-    dtype: DeviceDType,
-    inputs: &[Vec<u32>],
-    runs: usize,
-    new_tokens: usize,
-) -> Result<DeviceBench> {
+/// Uploads `model` to `backend` as `dtype`, a layer at a time, with a progress bar; returns
+/// the device model and the seconds it took.
+fn upload<B: Backend>(model: &T5Model, backend: B, dtype: DeviceDType) -> Result<(DeviceModel<B>, f64)> {
     let t = Instant::now();
     let bar = crate::ui::bar(0, "uploading {bar:30} {pos}/{len} layers");
     let dev = DeviceModel::new_with_progress(model, backend, dtype, &|done, total| {
@@ -76,76 +78,109 @@ pub fn bench<B: Backend>(
     })?;
     bar.finish_and_clear();
     dev.backend().synchronize()?;
-    let upload_s = t.elapsed().as_secs_f64();
-    let c = dev.config();
-
-    let encode_all = || -> Result<Vec<Arc<t0_model::device::DeviceEncoded<B>>>> {
-        let out = inputs.iter().map(|x| dev.encode(x).map(Arc::new)).collect::<t0_model::Result<Vec<_>>>()?;
-        dev.backend().synchronize()?;
-        Ok(out)
-    };
-    let mut sources = encode_all()?;
-    let t = Instant::now();
-    for _ in 0..runs.max(1) {
-        sources = encode_all()?;
-    }
-    let encoder_ms = t.elapsed().as_secs_f64() * 1e3 / runs.max(1) as f64;
-
-    let start = vec![c.decoder_start_token_id; inputs.len()];
-    let mut warm = dev.start(sources.clone(), 1)?;
-    dev.step(&mut warm, &start)?;
-    dev.argmax(&warm)?;
-    drop(warm);
-    let mut state = dev.start(sources, new_tokens)?;
-    let mut next = start;
-    let mut step_ms = Vec::with_capacity(new_tokens);
-    let t = Instant::now();
-    for _ in 0..new_tokens {
-        let ts = Instant::now();
-        dev.step(&mut state, &next)?;
-        next = dev.argmax(&state)?;
-        step_ms.push(ts.elapsed().as_secs_f64() * 1e3);
-        for tok in &mut next {
-            if *tok == c.eos_token_id {
-                // Keep decoding: any other id will do (the figures are about time).
-                *tok = (c.eos_token_id + 1) % c.vocab_size as u32;
-            }
-        }
-    }
-    let decode_s = t.elapsed().as_secs_f64();
-    step_ms.sort_by(f64::total_cmp);
-    Ok(DeviceBench {
-        backend: dev.backend().name(),
-        upload_s,
-        encoder_ms,
-        decode_ms_per_step: decode_s * 1e3 / new_tokens as f64,
-        tokens_per_s: (inputs.len() * new_tokens) as f64 / decode_s,
-        step_ms,
-        step_weight_bytes: dev.step_weight_bytes(),
-        peak_bandwidth_gbs: dev.backend().peak_bandwidth_gbs(),
-    })
+    Ok((dev, t.elapsed().as_secs_f64()))
 }
 
-/// Runs [`fn@bench`] on `device` (not [`Device::Cpu`], which `t0 bench` times itself).
-pub fn bench_on(
-    device: Device,
-    model: &T5Model,
-    dtype: DeviceDType,
-    inputs: &[Vec<u32>],
-    runs: usize,
-    new_tokens: usize,
-) -> Result<DeviceBench> {
+/// Work to run on a device model whatever its backend: [`on_device`] picks the backend.
+pub trait DeviceJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job on `model` uploaded to `backend`.
+    fn run<B: Backend>(self, model: &T5Model, backend: B) -> Result<Self::Output>;
+}
+
+/// Runs `job` on `device` (not [`Device::Cpu`], which needs no backend).
+pub fn on_device<J: DeviceJob>(device: Device, model: &T5Model, job: J) -> Result<J::Output> {
     match device {
-        Device::Cpu => bail!("the CPU model is timed by `t0 bench` itself"),
-        Device::Host => bench(model, t0_model::device::HostBackend::new(), dtype, inputs, runs, new_tokens),
+        Device::Cpu => bail!("the CPU model runs without a device backend"),
+        Device::Host => job.run(model, t0_model::device::HostBackend::new()),
         #[cfg(feature = "cuda")]
-        Device::Cuda(n) => {
-            let backend = t0_model::device::CudaBackend::new(n)?;
-            bench(model, backend, dtype, inputs, runs, new_tokens)
-        }
+        Device::Cuda(n) => job.run(model, t0_model::device::CudaBackend::new(n)?),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => {
             bail!("this t0 was built without CUDA support: rebuild with `cargo build --release -p t0-cli --features cuda`")
         }
+    }
+}
+
+/// The device benchmark as a [`DeviceJob`]: uploads the model and times the encoder (each
+/// input alone, the mean of `runs` after a warm-up) and `new_tokens` decode steps of all inputs
+/// together (each row feeding back its device-side argmax, EOS replaced so that every step runs).
+pub struct Bench<'a> {
+    pub dtype: DeviceDType,
+    pub inputs: &'a [Vec<u32>],
+    pub runs: usize,
+    pub new_tokens: usize,
+}
+
+impl DeviceJob for Bench<'_> {
+    type Output = DeviceBench;
+    fn run<B: Backend>(self, model: &T5Model, backend: B) -> Result<DeviceBench> {
+        let Bench { dtype, inputs, runs, new_tokens } = self;
+        let (dev, upload_s) = upload(model, backend, dtype)?;
+        let c = dev.config();
+
+        let encode_all = || -> Result<Vec<Arc<t0_model::device::DeviceEncoded<B>>>> {
+            let out = inputs.iter().map(|x| dev.encode(x).map(Arc::new)).collect::<t0_model::Result<Vec<_>>>()?;
+            dev.backend().synchronize()?;
+            Ok(out)
+        };
+        let mut sources = encode_all()?;
+        let t = Instant::now();
+        for _ in 0..runs.max(1) {
+            sources = encode_all()?;
+        }
+        let encoder_ms = t.elapsed().as_secs_f64() * 1e3 / runs.max(1) as f64;
+
+        let start = vec![c.decoder_start_token_id; inputs.len()];
+        let mut warm = dev.start(sources.clone(), 1)?;
+        dev.step(&mut warm, &start)?;
+        dev.argmax(&warm)?;
+        drop(warm);
+        let mut state = dev.start(sources, new_tokens)?;
+        let mut next = start;
+        let mut step_ms = Vec::with_capacity(new_tokens);
+        let t = Instant::now();
+        for _ in 0..new_tokens {
+            let ts = Instant::now();
+            dev.step(&mut state, &next)?;
+            next = dev.argmax(&state)?;
+            step_ms.push(ts.elapsed().as_secs_f64() * 1e3);
+            for tok in &mut next {
+                if *tok == c.eos_token_id {
+                    // Keep decoding: any other id will do (the figures are about time).
+                    *tok = (c.eos_token_id + 1) % c.vocab_size as u32;
+                }
+            }
+        }
+        let decode_s = t.elapsed().as_secs_f64();
+        step_ms.sort_by(f64::total_cmp);
+        Ok(DeviceBench {
+            backend: dev.backend().name(),
+            upload_s,
+            encoder_ms,
+            decode_ms_per_step: decode_s * 1e3 / new_tokens as f64,
+            tokens_per_s: (inputs.len() * new_tokens) as f64 / decode_s,
+            step_ms,
+            step_weight_bytes: dev.step_weight_bytes(),
+            peak_bandwidth_gbs: dev.backend().peak_bandwidth_gbs(),
+        })
+    }
+}
+
+/// Greedy generation on a device as a [`DeviceJob`]: uploads the model and decodes each input
+/// for up to `max_new` tokens ([`DeviceModel::generate_greedy`]).
+pub struct Greedy<'a> {
+    pub dtype: DeviceDType,
+    pub inputs: &'a [Vec<u32>],
+    pub max_new: usize,
+}
+
+impl DeviceJob for Greedy<'_> {
+    type Output = Vec<Vec<u32>>;
+    fn run<B: Backend>(self, model: &T5Model, backend: B) -> Result<Vec<Vec<u32>>> {
+        let (dev, _) = upload(model, backend, self.dtype)?;
+        let inputs: Vec<&[u32]> = self.inputs.iter().map(Vec::as_slice).collect();
+        Ok(dev.generate_greedy(&inputs, self.max_new)?)
     }
 }

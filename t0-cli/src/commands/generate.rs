@@ -34,6 +34,10 @@ pub struct Args {
     /// Print one JSON object per sequence: {"token_ids": [...], "token_logprobs": [...], "text": "..."}.
     #[arg(long)]
     json: bool,
+    /// Where to run: cpu (default), host (the device path on host memory) or cuda[:N] (feature
+    /// `cuda`). Off the CPU: greedy decoding, `--dtype` f32 or bf16, no token_logprobs.
+    #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
+    device: super::device::Device,
 }
 
 /// Generation options shared by the commands that generate.
@@ -129,6 +133,9 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(i) = a.input_ids.iter().position(Vec::is_empty) {
         bail!("--input-ids number {} is empty: give at least one id (an empty prompt is `1`, i.e. `</s>`)", i + 1);
     }
+    if a.device != super::device::Device::Cpu {
+        return run_device(a, &cfg);
+    }
     let options = a.load.options(a.dtype)?;
     let t0 = a.model.load(options)?.with_eos(!a.no_eos);
     super::load_args::warn_unused(t0.model());
@@ -192,6 +199,53 @@ pub fn run(a: Args) -> Result<()> {
                     Some(t) => println!("{t}"),
                     None => println!("{input:?} -> {:?}", g.token_ids),
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `t0 generate --device host|cuda[:N]`: the model loaded as stored (memory map), uploaded, then
+/// greedy decoding of all inputs together on the device ([`super::device::Greedy`]).
+fn run_device(a: Args, cfg: &GenerationConfig) -> Result<()> {
+    let greedy = cfg.num_beams == 1
+        && cfg.num_return_sequences == 1
+        && !cfg.do_sample
+        && cfg.min_new_tokens == 0
+        && cfg.no_repeat_ngram_size == 0
+        && cfg.repetition_penalty == 1.0;
+    if !greedy {
+        bail!(
+            "--device {} decodes greedily only: leave out --num-beams, --num-return-sequences, sampling options, \
+             --min-new-tokens, --no-repeat-ngram-size and --repetition-penalty",
+            a.device
+        );
+    }
+    if a.input.is_some() {
+        bail!("--input FILE runs on the CPU model: leave out --device");
+    }
+    let dtype = super::device::device_dtype(a.dtype)?;
+    let t0 = a.model.load(a.load.options(None)?)?.with_eos(!a.no_eos);
+    let mut inputs = Vec::new();
+    for p in &a.prompts {
+        inputs.push(t0.encode(p)?);
+    }
+    inputs.extend(a.input_ids.iter().cloned());
+    let job = super::device::Greedy { dtype, inputs: &inputs, max_new: cfg.max_new_tokens };
+    let out = super::device::on_device(a.device, t0.model(), job)?;
+    let tokenizer = t0.tokenizer().ok();
+    for (input, ids) in inputs.iter().zip(&out) {
+        let text = tokenizer.map(|tk| tk.decode(ids, true));
+        if a.json {
+            let mut v = serde_json::json!({ "token_ids": ids });
+            if let Some(t) = &text {
+                v["text"] = t.clone().into();
+            }
+            println!("{v}");
+        } else {
+            match &text {
+                Some(t) => println!("{t}"),
+                None => println!("{input:?} -> {ids:?}"),
             }
         }
     }

@@ -34,7 +34,7 @@ pub struct Args {
     /// Print one JSON object per sequence: {"token_ids": [...], "token_logprobs": [...], "text": "..."}.
     #[arg(long)]
     json: bool,
-    /// Where to run: cpu (default), host (the device path on host memory) or cuda[:N] (feature
+    /// Where to run: cpu (default), host (the device path on host memory) or `cuda[:N]` (feature
     /// `cuda`). Off the CPU: greedy decoding, `--dtype` f32 or bf16, no token_logprobs.
     #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
     device: super::device::Device,

@@ -169,24 +169,14 @@ pub fn run(a: Args) -> Result<()> {
     let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
 
     // Encoder: one warm-up, then the mean of the timed runs.
-    let mut enc = model.encode(&refs)?;
-    let t = Instant::now();
-    for _ in 0..a.encoder_runs.max(1) {
-        enc = model.encode(&refs)?;
-    }
-    let encoder_ms = t.elapsed().as_secs_f64() * 1e3 / a.encoder_runs.max(1) as f64;
-
-    // Decode: a warm-up step in a throwaway state, then `new_tokens` timed steps, each row
-    // feeding back its argmax (EOS excluded).
+    let (enc, encoder_ms) = super::device::mean_ms(a.encoder_runs, || Ok(model.encode(&refs)?))?;
     // The cross-attention keys and values of every decoder layer, once per input (CTranslate2
     // and HF compute them in their first decode step): timed apart, as the rest of the prompt's
     // cost.
-    let mut cross = model.cross_cache(&enc);
-    let t = Instant::now();
-    for _ in 0..a.encoder_runs.max(1) {
-        cross = model.cross_cache(&enc);
-    }
-    let cross_kv_ms = t.elapsed().as_secs_f64() * 1e3 / a.encoder_runs.max(1) as f64;
+    let (cross, cross_kv_ms) = super::device::mean_ms(a.encoder_runs, || Ok(model.cross_cache(&enc)))?;
+
+    // Decode: a warm-up step in a throwaway state, then `new_tokens` timed steps, each row
+    // feeding back its argmax (EOS excluded).
     let start = vec![c.decoder_start_token_id; a.batch];
     let mut warm = model.decoder_state(cross.clone(), (0..a.batch).collect())?;
     model.decode(&mut warm, &start, 1)?;

@@ -149,11 +149,7 @@ pub fn run(a: Args) -> Result<()> {
             return Ok(());
         }
     }
-    let mut inputs = Vec::new();
-    for p in &a.prompts {
-        inputs.push(t0.encode(p)?);
-    }
-    inputs.extend(a.input_ids.iter().cloned());
+    let inputs = collect_inputs(&t0, &a)?;
     let tokenizer = t0.tokenizer().ok();
 
     // Streaming: one input, no beams, human output: print text as it comes.
@@ -226,11 +222,7 @@ fn run_device(a: Args, cfg: &GenerationConfig) -> Result<()> {
     }
     let dtype = super::device::device_dtype(a.dtype)?;
     let t0 = a.model.load(a.load.options(None)?)?.with_eos(!a.no_eos);
-    let mut inputs = Vec::new();
-    for p in &a.prompts {
-        inputs.push(t0.encode(p)?);
-    }
-    inputs.extend(a.input_ids.iter().cloned());
+    let inputs = collect_inputs(&t0, &a)?;
     let job = super::device::Greedy { dtype, inputs: &inputs, max_new: cfg.max_new_tokens };
     let out = super::device::on_device(a.device, t0.model(), job)?;
     let tokenizer = t0.tokenizer().ok();
@@ -250,4 +242,14 @@ fn run_device(a: Args, cfg: &GenerationConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The text prompts, encoded, then the `--input-ids`, in that order.
+fn collect_inputs(t0: &t0_model::T0, a: &Args) -> Result<Vec<Vec<u32>>> {
+    let mut inputs = Vec::new();
+    for p in &a.prompts {
+        inputs.push(t0.encode(p)?);
+    }
+    inputs.extend(a.input_ids.iter().cloned());
+    Ok(inputs)
 }

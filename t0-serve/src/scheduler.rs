@@ -317,6 +317,8 @@ impl Batch<'_> {
         let c = self.model.config();
         let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
         let mut keep = Vec::with_capacity(self.rows.len());
+        // What each row sends, sent once the batch size is counted (below).
+        let mut sends: Vec<(usize, GenEvent, Option<Generated>)> = Vec::with_capacity(self.rows.len());
         for (i, row) in self.rows.iter_mut().enumerate() {
             // Exactly the per-row work of `T5Model::generate_streaming`.
             let l = &mut logits[i * vocab..(i + 1) * vocab];
@@ -346,12 +348,20 @@ impl Batch<'_> {
                     &mut row.out,
                     Generated { token_ids: vec![], token_logprobs: vec![], score: None },
                 );
-                let _ = row.job.tx.send(token);
-                let _ = row.job.tx.send(GenEvent::Done(vec![out]));
+                sends.push((i, token, Some(out)));
             } else {
                 // A failed send means the client just left: the next step drops the row.
-                let _ = row.job.tx.send(token);
+                sends.push((i, token, None));
                 keep.push(i);
+            }
+        }
+        // The batch size too is counted before any answer leaves.
+        self.metrics.set_batch_size(keep.len());
+        for (i, token, done) in sends {
+            let tx = &self.rows[i].job.tx;
+            let _ = tx.send(token);
+            if let Some(out) = done {
+                let _ = tx.send(GenEvent::Done(vec![out]));
             }
         }
         self.retain(keep);

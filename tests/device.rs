@@ -2,7 +2,10 @@
 //! fixtures as the CPU model — encoder output and teacher-forced logits within 1e-4 in f32,
 //! identical greedy ids; bf16 weights against the CPU model with the same bf16 weights — on the
 //! host backend everywhere and on CUDA when a device is present (the CUDA test prints why it
-//! skips otherwise).
+//! skips otherwise). The host backend's bf16 is the CPU's packed bf16 matmul (activations
+//! rounded to bf16, as the CPU model's); CUDA's bf16 GEMV keeps f32 activations (it is bound by
+//! the weights' bytes, and rounding per use would cost it ALU work at batch 8), so it is held to
+//! the CPU bf16 model only within what that rounding moves.
 
 mod common;
 
@@ -95,6 +98,13 @@ fn bad_inputs_are_errors() {
     assert!(dev.step(&mut state, &[0]).is_err(), "past the state's capacity");
 }
 
+/// How far CUDA's bf16 (f32 activations) may sit from the CPU's bf16 model (activations rounded
+/// to bf16): rounding only the matmul activations moved these fixtures' teacher logits by up to
+/// 0.56 (gated-gelu-inner, logits up to |38|; measured against a copy with bf16-stored linear
+/// weights). Loose, but a wrong kernel or layout is off by the logits' whole scale.
+#[cfg(feature = "cuda")]
+const BF16_ACTIVATION_ROUNDING: f32 = 1.0;
+
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_backend_matches_hf() {
@@ -105,5 +115,5 @@ fn cuda_backend_matches_hf() {
     }
     let make = || CudaBackend::new(0).unwrap();
     check_against_hf(make, DeviceDType::F32, 1e-4);
-    check_against_hf(make, DeviceDType::Bf16, 1e-3);
+    check_against_hf(make, DeviceDType::Bf16, BF16_ACTIVATION_ROUNDING);
 }

@@ -75,8 +75,11 @@ fn narrow_errors(dtype: PackDType) -> (f32, f64, f64) {
 #[test]
 fn bf16_weights_stay_close_to_f32() {
     let (max, mean, kl) = narrow_errors(PackDType::Bf16);
-    // Measured worst (gated-gelu-inner, logits up to |35|): max 1.04, mean 0.059, KL 8.2e-4.
-    assert!(max < 2.0 && mean < 0.12 && kl < 2e-3, "bf16: max {max}, mean {mean}, KL {kl}");
+    // Weights and matmul activations both rounded to bf16. Measured worst: max 0.86, mean 0.067
+    // (gated-gelu-inner, logits up to |35|), KL 2.6e-3 (bf16-stored, whose weights are already
+    // bf16: the activations' rounding alone). With f32 activations it was max 1.04, mean 0.059,
+    // KL 8.2e-4.
+    assert!(max < 2.0 && mean < 0.12 && kl < 5e-3, "bf16: max {max}, mean {mean}, KL {kl}");
 }
 
 #[test]

@@ -497,6 +497,31 @@ fn large_shape(m: usize, n: usize, k: usize) {
     }
 }
 
+/// Packed bf16 weights multiply bf16 activations: `1 + 2⁻⁹` rounds to 1 (nearest even) and
+/// `1 + 3·2⁻⁹` to `1 + 2⁻⁷`, on every path (decode tiles, GEMM tiles, odd depths) and every
+/// instruction set; f32 weights keep the activations as they are.
+#[test]
+fn packed_bf16_rounds_the_activations_to_bf16() {
+    let (lo, hi) = (1.0 + 2f32.powi(-9), 1.0 + 3.0 * 2f32.powi(-9));
+    for (m, n, k) in [(1, 3, 1), (2, 40, 7), (9, 33, 300), (33, 70, 513)] {
+        let x: Vec<f32> = (0..m * k).map(|i| if i % 3 == 0 { lo } else { hi }).collect();
+        let w = vec![1.0f32; n * k];
+        // Row sums (exact in f32 in any order: at most 19 significant bits).
+        let want = |lo: f32, hi: f32| -> Vec<f32> {
+            (0..m)
+                .flat_map(|i| vec![(0..k).map(|t| if (i * k + t) % 3 == 0 { lo } else { hi }).sum::<f32>(); n])
+                .collect()
+        };
+        for kern in available() {
+            let mut y = vec![0.0; m * n];
+            kern.matmul(&x, m, &PackedWeight::from_f32(&w, n, k, PackDType::Bf16).view(), &mut y);
+            assert_eq!(y, want(1.0, 1.0 + 2f32.powi(-7)), "bf16 {m}x{n}x{k} {}", kern.name());
+            kern.matmul(&x, m, &PackedWeight::from_f32(&w, n, k, PackDType::F32).view(), &mut y);
+            assert_eq!(y, want(lo, hi), "f32 {m}x{n}x{k} {}", kern.name());
+        }
+    }
+}
+
 /// Fully masked rows (every key at `f32::MIN`) become uniform, as in PyTorch.
 #[test]
 fn softmax_fully_masked_row_is_uniform() {

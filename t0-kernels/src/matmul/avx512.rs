@@ -1,5 +1,6 @@
 //! AVX-512 matmul kernels (F/BW/VL/DQ + FMA; VNNI for int8 when present, else the AVX2 int8
-//! tile). See [`super::MatmulIsa`] for each kernel's contract.
+//! tile; BF16 `vdpbf16ps` for bf16 weights when present, else the widening tiles). See
+//! [`super::MatmulIsa`] for each kernel's contract.
 
 use std::arch::x86_64::*;
 
@@ -13,12 +14,16 @@ const MR: usize = 14;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512 {
     vnni: bool,
+    bf16: bool,
 }
 
 impl Avx512 {
-    /// The kernels, if this CPU has AVX-512 F/BW/VL/DQ (+ FMA, F16C).
+    /// The kernels, if this CPU has AVX-512 F/BW/VL/DQ (+ FMA, F16C). `T0_BF16_DOT=0` leaves
+    /// `vdpbf16ps` unused (the widening bf16 tiles run instead, on the same rounded
+    /// activations), for A/B benchmarks.
     pub(crate) fn detect() -> Option<Self> {
-        crate::cpu::has_avx512().then(|| Avx512 { vnni: crate::cpu::has_avx512_vnni() })
+        let dot = crate::cpu::has_avx512_bf16() && std::env::var("T0_BF16_DOT").as_deref() != Ok("0");
+        crate::cpu::has_avx512().then(|| Avx512 { vnni: crate::cpu::has_avx512_vnni(), bf16: dot })
     }
 }
 
@@ -303,6 +308,77 @@ unsafe fn tile_bf16(
     }
 }
 
+/// The bf16 dot microkernel: per k-pair, `MR` broadcast activation pairs × two vectors of 16
+/// outputs' weight pairs, `vdpbf16ps` into f32 (the even and odd products added to each sum).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_bf16_dot_m<const MR: usize>(
+    kp: usize,
+    a: *const u32,
+    a_ks: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let (mut pa, mut pb) = (a, b);
+    for _ in 0..kp {
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.cast()));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(32).cast()));
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*pa.add(i) as i32));
+            acc_i[0] = _mm512_dpbf16_ps(acc_i[0], av, b0);
+            acc_i[1] = _mm512_dpbf16_ps(acc_i[1], av, b1);
+        }
+        pa = pa.add(a_ks);
+        pb = pb.add(2 * PANEL);
+    }
+    store_tile::<MR>(&acc, c, ldc, nc, accumulate);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_bf16_dot(
+    mr: usize,
+    kp: usize,
+    a: *const u32,
+    a_ks: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    accumulate: bool,
+) {
+    macro_rules! go {
+        ($($n:literal)*) => {
+            match mr {
+                $($n => tile_bf16_dot_m::<$n>(kp, a, a_ks, b, c, ldc, nc, accumulate),)*
+                _ => unreachable!("tile_bf16_dot: mr = {mr}"),
+            }
+        };
+    }
+    const _: () = assert!(MR == 14);
+    go!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+}
+
+/// `x[..k]` to bf16 pairs, 32 values per `vcvtne2ps2bf16` (round to nearest even).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
+unsafe fn bf16_pairs(x: *const f32, k: usize, dst: *mut u32) {
+    let mut i = 0;
+    while i < k {
+        let (n0, n1) = ((k - i).min(16), (k - i).saturating_sub(16).min(16));
+        let lo = _mm512_maskz_loadu_ps(tail_mask(n0), x.add(i));
+        let hi = _mm512_maskz_loadu_ps(tail_mask(n1), x.add(i + 16));
+        let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        // Whole pairs: an odd tail's zero partner is stored too.
+        let halves = (n0 + n1).div_ceil(2) * 2;
+        _mm512_mask_storeu_epi16(dst.add(i / 2).cast(), (((1u64 << halves) - 1) as u32) as __mmask32, v);
+        i += 32;
+    }
+}
+
 /// The VNNI int8 microkernel: per k-quad, `MR` broadcast quads of u8 activations × two
 /// vectors of 16 outputs' i8 quads, `vpdpbusd` into i32; then subtract the compensation,
 /// convert and scale.
@@ -479,6 +555,30 @@ unsafe impl MatmulIsa for Avx512 {
 
     fn int8_unsigned(self) -> bool {
         self.vnni
+    }
+    fn bf16_dot(self) -> bool {
+        self.bf16
+    }
+    unsafe fn bf16_pairs(self, x: *const f32, k: usize, dst: *mut u32) {
+        if self.bf16 {
+            bf16_pairs(x, k, dst)
+        } else {
+            super::default_bf16_pairs(x, k, dst)
+        }
+    }
+    unsafe fn tile_bf16_dot(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const u32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        tile_bf16_dot(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
     }
     unsafe fn gemv_rows_f32(
         self,

@@ -13,6 +13,10 @@
 //! - `m > 8` (f32/bf16, raw or packed): blocked GEMM. `x` is packed once into `MR`-row tiles,
 //!   weight panels are sliced by `KC` (packed per slice when the view is raw, widened when
 //!   bf16), and an `MR × 32` register-tile microkernel accumulates in f32.
+//! - packed `Bf16`, any `m`: activations are rounded to bf16 as they are packed, so every
+//!   product is bf16 × bf16 (exact in f32) and only the sums are rounded. With AVX-512 BF16 the
+//!   tiles run `vdpbf16ps` on pairs of them straight from the panel (no widening); elsewhere
+//!   they widen the panel and use the f32 tiles on the rounded activations.
 //! - packed `Int8`, any `m`: activations are quantised per row, integer tiles of up to 8 rows
 //!   run against each panel (VNNI `vpdpbusd`, or AVX2 `vpmaddubsw`), then rescale to f32.
 
@@ -294,6 +298,38 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         split_tile_bf16(self, mr, kp, a, a_ks, b, c, ldc, nc)
     }
 
+    /// Whether [`Self::tile_bf16_dot`] is available (a bf16 × bf16 dot-product instruction).
+    fn bf16_dot(self) -> bool {
+        false
+    }
+
+    /// Rounds `x[..k]` to bf16 pairs in `dst[..⌈k/2⌉]` (low half the even k; the high half of
+    /// a last, odd k zero), each value as [`round_bf16`] rounds it (subnormals may flush to 0).
+    unsafe fn bf16_pairs(self, x: *const f32, k: usize, dst: *mut u32) {
+        default_bf16_pairs(x, k, dst)
+    }
+
+    /// bf16 dot tile for `mr ≤ MR`: `C[i, j] (+)= Σ_q A(q, i) · W(j, q)` over `kp` pairs of a
+    /// packed bf16 panel `b`, where `A(q, i) = a[q·a_ks + i]` holds two bf16 activations (low
+    /// half the even k, high half the odd k) and each pair's two products are added to the
+    /// f32 sum; adds to C when `accumulate`. Only called when [`Self::bf16_dot`] is true.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_bf16_dot(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const u32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        let _ = (mr, kp, a, a_ks, b, c, ldc, nc, accumulate);
+        unreachable!("tile_bf16_dot without bf16_dot()")
+    }
+
     /// int8 tile for `mr ≤ MR_INT8`: `acc[i, j] = Σ_q Σ_t A(q, i, t) · B(q, j, t)` with
     /// `A = a[(q·a_ks + i)·4 + t]` (u8 or i8 per [`Self::int8_unsigned`]) and
     /// `B = b[q·128 + 4j + t]` (i8), minus `comp[j]` when unsigned; then
@@ -393,8 +429,7 @@ pub(crate) unsafe fn split_tile_f32<I: MatmulIsa>(
     isa.tile_f32(mr, kc - kh, a.add(kh * a_ks), a_ks, b.add(kh * PANEL), c, ldc, nc, true);
 }
 
-/// The two-stream bf16 tile as two calls of [`MatmulIsa::tile_bf16`]: the first half into `c`,
-/// the second into a buffer, then added (`hi + lo`, the same bits as `lo + hi`).
+/// The two-stream bf16 tile as two calls of [`MatmulIsa::tile_bf16`] (see [`split_pairs`]).
 ///
 /// # Safety
 /// As [`MatmulIsa::tile_bf16`] (`mr ≤ 8`).
@@ -410,11 +445,53 @@ pub(crate) unsafe fn split_tile_bf16<I: MatmulIsa>(
     ldc: usize,
     nc: usize,
 ) {
+    split_pairs(mr, kp, c, ldc, nc, |q0, q, dst, ld| {
+        isa.tile_bf16(mr, q, a.add(2 * q0 * a_ks), a_ks, b.add(2 * q0 * PANEL), dst, ld, nc)
+    })
+}
+
+/// The two-stream bf16 dot tile (decode with [`MatmulIsa::bf16_dot`]; see [`split_pairs`]).
+///
+/// # Safety
+/// As [`MatmulIsa::tile_bf16_dot`] with `mr ≤ 8`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn split_tile_bf16_dot<I: MatmulIsa>(
+    isa: I,
+    mr: usize,
+    kp: usize,
+    a: *const u32,
+    a_ks: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+) {
+    split_pairs(mr, kp, c, ldc, nc, |q0, q, dst, ld| {
+        isa.tile_bf16_dot(mr, q, a.add(q0 * a_ks), a_ks, b.add(2 * q0 * PANEL), dst, ld, nc, false)
+    })
+}
+
+/// A two-stream tile over `kp` k-pairs from two one-stream calls: `tile(q0, q, dst, ld)` writes
+/// the sums over pairs `q0..q0+q` for `mr ≤ 8` rows × `nc ≤ 32` columns to `dst` (row stride
+/// `ld`). The first half goes to `c`, the second to a buffer that is then added (`hi + lo`,
+/// the same bits as `lo + hi`).
+///
+/// # Safety
+/// `c` must hold the tile (`mr` rows of stride `ldc`, `nc` columns); `tile` upholds its
+/// kernel's contract for the ranges it is given.
+unsafe fn split_pairs(
+    mr: usize,
+    kp: usize,
+    c: *mut f32,
+    ldc: usize,
+    nc: usize,
+    tile: impl Fn(usize, usize, *mut f32, usize),
+) {
     debug_assert!(mr <= 8 && nc <= PANEL);
     let kh = kp / 2;
     let mut hi = [0.0f32; 8 * PANEL];
-    isa.tile_bf16(mr, kh, a, a_ks, b, c, ldc, nc);
-    isa.tile_bf16(mr, kp - kh, a.add(2 * kh * a_ks), a_ks, b.add(2 * kh * PANEL), hi.as_mut_ptr(), PANEL, nc);
+    tile(0, kh, c, ldc);
+    tile(kh, kp - kh, hi.as_mut_ptr(), PANEL);
     for i in 0..mr {
         for j in 0..nc {
             *c.add(i * ldc + j) += hi[i * PANEL + j];
@@ -541,17 +618,90 @@ fn gemv_rows<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: RawRows<'_>, n: usize
     });
 }
 
-/// Copies `x[m, k]` into `dst` as `[k_rows][m]` (k-major), zero-filling rows `k..k_rows`.
-fn pack_x_kmajor(x: &[f32], m: usize, k: usize, dst: &mut [f32]) {
-    for (kk, row) in dst.chunks_exact_mut(m).enumerate() {
-        if kk < k {
-            for (i, d) in row.iter_mut().enumerate() {
-                *d = x[i * k + kk];
-            }
-        } else {
-            row.fill(0.0);
+/// How `x` is written into the tiles' activation buffers, `step` k-values per element.
+#[derive(Clone, Copy, PartialEq)]
+enum XPack {
+    /// f32 as is (f32 weights).
+    F32,
+    /// f32 rounded to bf16 (bf16 weights, f32 tiles).
+    RoundedBf16,
+    /// Two bf16 per `u32`, stored as f32 bits (bf16 weights, dot tiles).
+    Bf16Pairs,
+}
+
+impl XPack {
+    /// The pack for a weight of `dtype` on `isa`.
+    fn for_weight<I: MatmulIsa>(isa: I, dtype: PackDType) -> Self {
+        match dtype {
+            PackDType::Bf16 if isa.bf16_dot() => XPack::Bf16Pairs,
+            PackDType::Bf16 => XPack::RoundedBf16,
+            _ => XPack::F32,
         }
     }
+    /// k-values per element.
+    fn step(self) -> usize {
+        if self == XPack::Bf16Pairs {
+            2
+        } else {
+            1
+        }
+    }
+    /// Converts a run of at most [`KC`] k-values into `⌈src.len()/step⌉` elements at the
+    /// front of `out`; returns how many.
+    #[inline]
+    fn convert<I: MatmulIsa>(self, isa: I, src: &[f32], out: &mut [f32; KC]) -> usize {
+        debug_assert!(src.len() <= KC);
+        match self {
+            XPack::F32 => out[..src.len()].copy_from_slice(src),
+            XPack::RoundedBf16 => {
+                for (o, &v) in out.iter_mut().zip(src) {
+                    *o = round_bf16(v);
+                }
+            }
+            // SAFETY: `out` holds `KC ≥ ⌈len/2⌉` elements of 4 bytes.
+            XPack::Bf16Pairs => unsafe { isa.bf16_pairs(src.as_ptr(), src.len(), out.as_mut_ptr().cast()) },
+        }
+        src.len().div_ceil(self.step())
+    }
+}
+
+/// `v` rounded to bf16 (nearest even), as f32: what a packed-bf16 matmul multiplies.
+#[inline]
+pub(crate) fn round_bf16(v: f32) -> f32 {
+    bf16::from_f32(v).to_f32()
+}
+
+/// The scalar [`MatmulIsa::bf16_pairs`].
+///
+/// # Safety
+/// `x` holds `k` values and `dst` `⌈k/2⌉`.
+pub(crate) unsafe fn default_bf16_pairs(x: *const f32, k: usize, dst: *mut u32) {
+    for q in 0..k.div_ceil(2) {
+        let hi = if 2 * q + 1 < k { *x.add(2 * q + 1) } else { 0.0 };
+        *dst.add(q) = bf16_pair(*x.add(2 * q), hi);
+    }
+}
+
+/// `lo` and `hi` rounded to bf16, as one pair (`lo` in the low half).
+#[inline]
+pub(crate) fn bf16_pair(lo: f32, hi: f32) -> u32 {
+    bf16::from_f32(lo).to_bits() as u32 | (bf16::from_f32(hi).to_bits() as u32) << 16
+}
+
+/// Copies `x[m, k]` into `dst` k-major: row `q` of `dst` (`m` elements) holds k-values
+/// `q·step..` of every row of `x`, zero past `k`.
+fn pack_x_kmajor<I: MatmulIsa>(isa: I, x: &[f32], m: usize, k: usize, how: XPack, dst: &mut [f32]) {
+    let mut buf = [0.0f32; KC];
+    for (i, xr) in x.chunks_exact(k).enumerate() {
+        for (c, run) in xr.chunks(KC).enumerate() {
+            let q0 = c * KC / how.step();
+            let n = how.convert(isa, run, &mut buf);
+            for (q, &v) in buf[..n].iter().enumerate() {
+                dst[(q0 + q) * m + i] = v;
+            }
+        }
+    }
+    dst[k.div_ceil(how.step()) * m..].fill(0.0);
 }
 
 /// GEMV on a packed f32 or bf16 weight (`m ≤ 8`): `x` is copied k-major once, then threads
@@ -559,8 +709,9 @@ fn pack_x_kmajor(x: &[f32], m: usize, k: usize, dst: &mut [f32]) {
 fn gemv_packed<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out: &mut [f32]) {
     let (n, k, kp) = (w.rows(), w.cols(), w.padded_cols());
     let dtype = w.dtype();
-    with_f32_scratch(kp * m, |xp| {
-        pack_x_kmajor(x, m, k, xp);
+    let how = XPack::for_weight(isa, dtype);
+    with_f32_scratch(kp / how.step() * m, |xp| {
+        pack_x_kmajor(isa, x, m, k, how, xp);
         let xp: &[f32] = xp;
         let optr = SendPtr(out.as_mut_ptr());
         let two = decode_streams() == 2;
@@ -569,15 +720,19 @@ fn gemv_packed<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
             for p in panels {
                 let nc = PANEL.min(n - p * PANEL);
                 let b = w.panel(p);
-                // SAFETY: `xp` holds `kp·m` values, the panel `kp·32` elements; this task alone
-                // writes columns `32p..32p+nc` of `out`; the ISA was detected.
+                // SAFETY: `xp` holds `kp·m` values (`kp/2·m` pairs), the panel `kp·32`
+                // elements; this task alone writes columns `32p..32p+nc` of `out`; the ISA was
+                // detected, and has dot tiles when `how` is `Bf16Pairs`.
                 unsafe {
                     let c = o.0.add(p * PANEL);
-                    match dtype {
-                        PackDType::F32 if two => isa.tile_f32_2s(m, k, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc),
-                        PackDType::F32 => isa.tile_f32(m, k, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc, false),
-                        _ if two => isa.tile_bf16_2s(m, kp / 2, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc),
-                        _ => isa.tile_bf16(m, kp / 2, xp.as_ptr(), m, b.as_ptr().cast(), c, n, nc),
+                    let (a, ap, b16) = (xp.as_ptr(), xp.as_ptr().cast::<u32>(), b.as_ptr().cast::<u16>());
+                    match (dtype, how) {
+                        (PackDType::F32, _) if two => isa.tile_f32_2s(m, k, a, m, b.as_ptr().cast(), c, n, nc),
+                        (PackDType::F32, _) => isa.tile_f32(m, k, a, m, b.as_ptr().cast(), c, n, nc, false),
+                        (_, XPack::Bf16Pairs) if two => split_tile_bf16_dot(isa, m, kp / 2, ap, m, b16, c, n, nc),
+                        (_, XPack::Bf16Pairs) => isa.tile_bf16_dot(m, kp / 2, ap, m, b16, c, n, nc, false),
+                        _ if two => isa.tile_bf16_2s(m, kp / 2, a, m, b16, c, n, nc),
+                        _ => isa.tile_bf16(m, kp / 2, a, m, b16, c, n, nc),
                     }
                 }
             }
@@ -595,33 +750,30 @@ enum Slices<'a> {
     PackedBf16(&'a PackedWeight),
 }
 
-/// Packs `x[m, k]` into `MR`-row tiles per k-slice: slice `[k0, k0+kc)` starts at
-/// `k0 · m_pad`, tile `t` at `t · kc · MR` inside it, element `(i, kk)` at `kk · MR + i`.
-fn pack_x_tiles(x: &[f32], m: usize, k: usize, mr: usize, dst: &mut [f32]) {
+/// Packs `x[m, k]` into `MR`-row tiles per k-slice, `step = how.step()` k-values per element:
+/// slice `[k0, k0+kc)` starts at `k0/step · m_pad`, tile `t` at `t · kcs · MR` inside it
+/// (`kcs = ⌈kc/step⌉`), element `(i, q)` at `q · MR + i`.
+fn pack_x_tiles<I: MatmulIsa>(isa: I, x: &[f32], m: usize, k: usize, mr: usize, how: XPack, dst: &mut [f32]) {
     let m_pad = m.div_ceil(mr) * mr;
-    // One job per (k-slice, tile); each owns a disjoint `kc · MR` run of `dst`.
+    let step = how.step();
+    // One job per (k-slice, tile); each owns a disjoint `kcs · MR` run of `dst`.
     let mut jobs = Vec::with_capacity(k.div_ceil(KC) * (m_pad / mr));
-    let mut rest = &mut dst[..m_pad * k];
+    let mut rest = &mut dst[..m_pad * k.div_ceil(step)];
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         for t in 0..m_pad / mr {
-            let (head, tail) = rest.split_at_mut(kc * mr);
+            let (head, tail) = rest.split_at_mut(kc.div_ceil(step) * mr);
             jobs.push((k0, kc, t, head));
             rest = tail;
         }
     }
     jobs.into_par_iter().with_min_len(4).for_each(|(k0, kc, t, d)| {
+        let mut buf = [0.0f32; KC];
         for i in 0..mr {
             let row = t * mr + i;
-            if row < m {
-                let src = &x[row * k + k0..row * k + k0 + kc];
-                for (kk, &v) in src.iter().enumerate() {
-                    d[kk * mr + i] = v;
-                }
-            } else {
-                for kk in 0..kc {
-                    d[kk * mr + i] = 0.0;
-                }
+            let n = if row < m { how.convert(isa, &x[row * k + k0..row * k + k0 + kc], &mut buf) } else { 0 };
+            for q in 0..kc.div_ceil(step) {
+                d[q * mr + i] = if q < n { buf[q] } else { 0.0 };
             }
         }
     });
@@ -634,8 +786,13 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
     let tiles = m.div_ceil(mr);
     let m_pad = tiles * mr;
     let panels = n.div_ceil(PANEL);
-    with_f32_scratch(m_pad * k, |xp| {
-        pack_x_tiles(x, m, k, mr, xp);
+    let how = match w {
+        Slices::PackedBf16(_) => XPack::for_weight(isa, PackDType::Bf16),
+        _ => XPack::F32,
+    };
+    let step = how.step();
+    with_f32_scratch(m_pad * k.div_ceil(step), |xp| {
+        pack_x_tiles(isa, x, m, k, mr, how, xp);
         let xp: &[f32] = xp;
         let optr = SendPtr(out.as_mut_ptr());
         par_panel_tiles(panels, tiles, |prange, trange| {
@@ -659,12 +816,21 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                 let mut slice = |k0: usize, p: usize, next: Option<(usize, usize)>| {
                     let ahead = next.and_then(|(k1, p1)| packed_slice(k1, p1));
                     let per_tile = ahead.map_or(0, |a| a.len().div_ceil(trange.len()).div_ceil(64) * 64);
+                    // Tile `i`'s share of the prefetch.
+                    let prefetch_share = |i: usize| {
+                        if let Some(a) = ahead {
+                            let from = (i * per_tile).min(a.len());
+                            prefetch_l2(a[from..].as_ptr(), per_tile.min(a.len() - from));
+                        }
+                    };
                     let kc = KC.min(k - k0);
-                    let a_slice = &xp[k0 * m_pad..k0 * m_pad + kc * m_pad];
+                    let kcs = kc.div_ceil(step);
+                    let a_slice = &xp[k0 / step * m_pad..(k0 / step + kcs) * m_pad];
                     let rows = PANEL.min(n - p * PANEL);
                     // SAFETY (all unsafe below): slices are bounds-checked here; the kernels
-                    // read `kc × 32` values of `b` and `kc × mr` of each tile of `a_slice`;
-                    // this task alone writes rows `trange` × columns of panel `p` of `out`.
+                    // read `kc × 32` values of `b` and `kc × mr` of each tile of `a_slice`
+                    // (dot tiles: `kcs` pairs of each, `how` is `Bf16Pairs` only when the ISA
+                    // has them); this task alone writes rows `trange` × columns of panel `p`.
                     let b: *const f32 = match w {
                         Slices::PackedF32(pw) => {
                             let panel: &[f32] = bytemuck::cast_slice(pw.panel(p));
@@ -674,6 +840,19 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                             let panel: &[u16] = bytemuck::cast_slice(pw.panel(p));
                             let kc2 = kc.div_ceil(2) * 2;
                             let src = &panel[k0 * PANEL..(k0 + kc2) * PANEL];
+                            if how == XPack::Bf16Pairs {
+                                // The dot tiles read the pairs in place.
+                                for (i, t) in trange.clone().enumerate() {
+                                    prefetch_share(i);
+                                    let a = &a_slice[t * kcs * mr..(t + 1) * kcs * mr];
+                                    unsafe {
+                                        let c = o.0.add(t * mr * n + p * PANEL);
+                                        let (mr_t, a) = (mr.min(m - t * mr), a.as_ptr().cast::<u32>());
+                                        isa.tile_bf16_dot(mr_t, kcs, a, mr, src.as_ptr(), c, n, rows, k0 > 0);
+                                    }
+                                }
+                                return;
+                            }
                             unsafe { isa.widen_bf16_panel(src.as_ptr(), kc2, bs.as_mut_ptr()) };
                             bs.as_ptr()
                         }
@@ -693,10 +872,7 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                         }
                     };
                     for (i, t) in trange.clone().enumerate() {
-                        if let Some(a) = ahead {
-                            let from = (i * per_tile).min(a.len());
-                            prefetch_l2(a[from..].as_ptr(), per_tile.min(a.len() - from));
-                        }
+                        prefetch_share(i);
                         let mr_t = mr.min(m - t * mr);
                         let a = &a_slice[t * kc * mr..(t + 1) * kc * mr];
                         unsafe {

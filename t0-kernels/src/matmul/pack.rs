@@ -40,8 +40,10 @@ pub const PANEL: usize = 32;
 pub enum PackDType {
     /// f32, exact.
     F32,
-    /// bfloat16 (round to nearest even from f32); products and sums stay f32, so the result is
-    /// the f32 matmul against the rounded weights (relative error ≤ 2⁻⁹ per weight).
+    /// bfloat16 (round to nearest even from f32). The matmul rounds the activations to bf16
+    /// too, as bf16 GEMMs do (oneDNN, CTranslate2, PyTorch): each product is bf16 × bf16,
+    /// exact in f32, and the sums are f32 (relative error ≤ 2⁻⁹ per factor). With AVX-512 BF16
+    /// that is `vdpbf16ps`, twice the f32 FMA rate.
     Bf16,
     /// int8 per output channel, symmetric, plus f32 scales; activations are quantised per row on
     /// the fly with the same rule and the dot products are exact in i32.

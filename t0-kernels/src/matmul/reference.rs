@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::pack::{PackDType, PackedWeight};
-use super::WeightView;
+use super::{round_bf16, WeightView};
 use crate::quant::quantize_row_reference;
 
 /// Dot product of `x` with row `r` of `w`, accumulated in order in f32.
@@ -16,13 +16,21 @@ fn dot_row(x: &[f32], w: &WeightView<'_>, r: usize) -> f32 {
         WeightView::Packed(p) => {
             let mut row = vec![0.0f32; c];
             p.row_to_f32(r, &mut row);
-            x.iter().zip(&row).map(|(a, b)| a * b).sum()
+            if p.dtype() == PackDType::Bf16 {
+                x.iter().zip(&row).map(|(&a, b)| round_bf16(a) * b).sum()
+            } else {
+                x.iter().zip(&row).map(|(a, b)| a * b).sum()
+            }
         }
     }
 }
 
 /// Reference `out[m, rows] = x[m, cols] · Wᵀ`: one in-order dot product per output, threads
 /// over output columns.
+///
+/// For a [`PackDType::Bf16`] packed weight the activations are first rounded to bf16 (nearest
+/// even), so each product is bf16 × bf16, exact in f32; raw bf16 and f16 views multiply the
+/// f32 activations by the widened weights.
 ///
 /// For an [`PackDType::Int8`] packed weight the activations are first quantised per row
 /// ([`crate::quant`]), the dot product is exact in i32, and

@@ -35,12 +35,14 @@ use t0_kernels::{Activation, WeightView};
 
 use crate::Result;
 
-/// How weights are stored on the device (activations and sums are f32 either way).
+/// How weights are stored on the device (sums are f32 either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceDType {
     /// 4 bytes per weight: results within rounding of the CPU model.
     F32,
-    /// bfloat16 weights (T0 was trained in bf16): half the bytes a decode step reads.
+    /// bfloat16 weights (T0 was trained in bf16): half the bytes a decode step reads. CUDA's
+    /// bf16 GEMV multiplies them by f32 activations; the host backend runs the CPU's packed bf16
+    /// matmul, which rounds the activations to bf16 too ([`crate::PackDType::Bf16`]).
     Bf16,
 }
 

@@ -140,6 +140,7 @@ pub fn fma_pass() -> (f64, f32) {
 }
 
 /// Iterations of the int8 inner kernel per thread per call.
+#[cfg(target_arch = "x86_64")]
 const INT8_ITERS: usize = 1 << 19;
 
 /// One block of the int8 tiles' multiply-add instructions on every rayon thread (VNNI

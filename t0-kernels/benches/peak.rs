@@ -3,6 +3,8 @@
 //!   (`vfmadd231ps zmm` with AVX-512); throughput in flops (criterion "elem/s" = FLOP/s).
 //! - `peak/int8`: the int8 tiles' multiply-add sequence on registers (VNNI `vpdpbusd`, or the
 //!   AVX2 sign / `vpmaddubsw` / `vpmaddwd` step); throughput in integer ops (2 per MAC).
+//! - `peak/bf16`: the bf16 tiles' `vdpbf16ps` on registers (AVX-512 BF16 only); throughput in
+//!   flops (2 per multiply-add).
 //! - `peak/read_1stream`, `peak/read_4streams`: every rayon thread sums its share of a 1 GiB
 //!   buffer (32× the L3) with vector loads, as one sequential stream or as four interleaved
 //!   ones (like a GEMV reading several weight rows); throughput in bytes (GB/s).
@@ -26,6 +28,11 @@ fn peak(c: &mut Criterion) {
     if ops > 0.0 {
         group.throughput(Throughput::Elements(ops as u64));
         group.bench_function("int8", |b| b.iter(roofline::int8_pass));
+    }
+    let (flops, _) = roofline::bf16_pass();
+    if flops > 0.0 {
+        group.throughput(Throughput::Elements(flops as u64));
+        group.bench_function("bf16", |b| b.iter(roofline::bf16_pass));
     }
     let buf = common::rand_vec(1 << 28, 3);
     group.throughput(Throughput::Bytes((buf.len() * 4) as u64));

@@ -1,11 +1,13 @@
 //! Measuring this machine's ceilings, for the roofline figures in `docs/kernels.md`:
-//! the f32 FMA peak, the int8 multiply-add peak and the DRAM read bandwidth, all using every
-//! rayon thread.
+//! the f32 FMA peak, the int8 multiply-add peak, the bf16 dot-product peak and the DRAM read
+//! bandwidth, all using every rayon thread.
 //!
 //! - FMA peak: each thread runs 16 independent chains of vector FMAs (enough to cover the FMA
 //!   latency on every core we target) on register operands; flops = 2 · lanes · FMAs.
 //! - int8 peak: the int8 tiles' own instruction sequence on registers (`vpdpbusd`, or without
 //!   VNNI the exact `vpsignb` / `vpmaddubsw` / `vpmaddwd` / `vpaddd` step); ops = 2 · MACs.
+//! - bf16 peak: 16 independent chains of `vdpbf16ps` on registers (AVX-512 BF16); flops =
+//!   2 · 32 multiply-adds per instruction.
 //! - Read bandwidth: each thread sums its share of a buffer much larger than the last-level
 //!   cache with vector loads (4 accumulators); bytes = buffer size. No writes, like a GEMV.
 
@@ -95,6 +97,22 @@ mod x86 {
         _mm512_reduce_add_epi32(s)
     }
 
+    /// The bf16 tiles' step: 16 independent `vdpbf16ps` chains on zmm registers (32 multiply-adds
+    /// each).
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn bf16_dot(iters: usize) -> f32 {
+        let a: __m512bh = std::mem::transmute(_mm512_set1_epi16(0x3f80)); // 1.0
+        let b: __m512bh = std::mem::transmute(_mm512_set1_epi16(0x3380)); // 2^-24
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbf16_ps(*v, a, b);
+            }
+        }
+        let s = acc.iter().fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a));
+        _mm512_reduce_add_ps(s)
+    }
+
     /// Sum of `xs` with 4 zmm accumulators (length a multiple of 64).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sum_avx512(xs: &[f32]) -> f32 {
@@ -139,7 +157,7 @@ pub fn fma_pass() -> (f64, f32) {
     (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// Iterations of the int8 inner kernel per thread per call.
+/// Iterations of the int8 (and bf16) inner kernel per thread per call.
 #[cfg(target_arch = "x86_64")]
 const INT8_ITERS: usize = 1 << 19;
 
@@ -163,6 +181,41 @@ pub fn int8_pass() -> (f64, i64) {
         (0.0, 0)
     };
     (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)))
+}
+
+/// One block of the bf16 tiles' `vdpbf16ps` on every rayon thread (AVX-512 BF16); returns the
+/// flops done (2 per multiply-add) and a value to keep the work alive. `(0.0, _)` without it.
+pub fn bf16_pass() -> (f64, f32) {
+    let threads = rayon::current_num_threads();
+    let run = |_: usize| -> (f64, f32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::cpu::has_avx512() && crate::cpu::has_avx512_bf16() {
+                // SAFETY: AVX-512F and BF16 were detected.
+                return (2.0 * 32.0 * 16.0 * INT8_ITERS as f64, unsafe { x86::bf16_dot(INT8_ITERS) });
+            }
+        }
+        (0.0, 0.0)
+    };
+    (0..threads).into_par_iter().map(run).reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// The bf16 dot-product ceiling in GFLOP/s (see [`bf16_pass`]), best of `reps` runs; 0 where
+/// the machine has no AVX-512 BF16.
+///
+/// ```
+/// use t0_kernels::roofline;
+///
+/// let bf16 = roofline::bf16_peak_gflops(1);
+/// // `vdpbf16ps` does 32 multiply-adds per instruction: twice the f32 FMA rate where it exists.
+/// assert!(bf16 == 0.0 || bf16 > roofline::fma_peak_gflops(1));
+/// ```
+pub fn bf16_peak_gflops(reps: usize) -> f64 {
+    best_rate(reps, || {
+        let (flops, sink) = bf16_pass();
+        std::hint::black_box(sink);
+        flops
+    })
 }
 
 /// The int8 multiply-add ceiling in GOP/s (see [`int8_pass`]), best of `reps` runs; 0 where

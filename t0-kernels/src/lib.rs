@@ -56,5 +56,6 @@ pub use backend::NeonKernels;
 pub use backend::{available, select, Kernels, ScalarKernels};
 #[cfg(target_arch = "x86_64")]
 pub use backend::{Avx2Kernels, Avx512Kernels};
+pub use linebuf::F32Buf;
 pub use matmul::{decode_streams, set_decode_streams, PackDType, PackError, PackedWeight, SharedPanels, WeightView};
 pub use position_bias::relative_position_bucket;

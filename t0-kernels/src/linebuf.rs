@@ -101,9 +101,67 @@ impl Clone for LineBuf {
     }
 }
 
+/// A zeroed `f32` buffer placed like a [`LineBuf`]: from 2 MiB up it is 2 MiB-aligned and offered
+/// 2 MiB pages before its first touch. For large activations written once per call (a
+/// cross-attention cache: 25 MB for T0_3B at 64 tokens), whose 4 KiB first-touch page faults can
+/// cost more than the writes themselves.
+///
+/// ```
+/// let mut b = t0_kernels::F32Buf::zeroed(5);
+/// b[4] = 1.5;
+/// assert_eq!(&b[..], &[0.0, 0.0, 0.0, 0.0, 1.5]);
+/// ```
+#[derive(Clone)]
+pub struct F32Buf {
+    lines: LineBuf,
+    len: usize,
+}
+
+impl F32Buf {
+    /// `len` zeros.
+    pub fn zeroed(len: usize) -> Self {
+        Self { lines: LineBuf::zeroed(len.div_ceil(16)), len }
+    }
+}
+
+impl std::ops::Deref for F32Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &bytemuck::cast_slice(&self.lines[..])[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for F32Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut bytemuck::cast_slice_mut(&mut self.lines[..])[..self.len]
+    }
+}
+
+impl std::fmt::Debug for F32Buf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "F32Buf(len {})", self.len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f32_buffers_have_their_length_and_huge_alignment() {
+        for len in [0, 1, 17, HUGE_PAGE / 4 + 5] {
+            let mut b = F32Buf::zeroed(len);
+            assert_eq!(b.len(), len);
+            assert!(b.iter().all(|&v| v == 0.0));
+            if len >= HUGE_PAGE / 4 {
+                assert_eq!(b.as_ptr() as usize % HUGE_PAGE, 0);
+            }
+            if len > 0 {
+                b[len - 1] = 2.5;
+                assert_eq!(b.clone()[len - 1], 2.5);
+            }
+        }
+    }
 
     #[test]
     fn zeroed_aligned_and_cloned() {

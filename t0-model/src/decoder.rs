@@ -112,8 +112,8 @@ impl Decoder {
                 let block = src * s * inner..(src + 1) * s * inner;
                 let args = AttentionArgs {
                     q: &q[r * t * inner..(r + 1) * t * inner],
-                    k: &cross.k[l][block.clone()],
-                    v: &cross.v[l][block],
+                    k: &cross.k(l)[block.clone()],
+                    v: &cross.v(l)[block],
                     heads,
                     d_kv: dkv,
                     q_len: t,

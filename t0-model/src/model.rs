@@ -527,28 +527,28 @@ impl T5Model {
         let (seq, m) = (enc.seq_len, enc.batch * enc.seq_len);
         let (heads, d_kv) = (self.config.num_heads, self.config.d_kv);
         let inner = heads * d_kv;
-        let (mut k, mut v) = (Vec::new(), Vec::new());
-        let mut proj = vec![0.0f32; m * inner];
+        let per = m * inner;
+        let mut kv = t0_kernels::F32Buf::zeroed(2 * self.decoder.layers.len() * per);
+        let mut proj = vec![0.0f32; per];
         // `[source, position, head, d_kv]` from the matmul, stored head-major
         // (`[source, head, position, d_kv]`): each head's keys and values are then one
         // contiguous run that a decode step streams in order.
-        let mut head_major = |w: &crate::linear::Linear| {
+        let mut head_major = |w: &crate::linear::Linear, out: &mut [f32]| {
             w.forward(self.kernels, &enc.hidden, m, &mut proj);
-            let mut out = vec![0.0f32; m * inner];
             for (r, row) in proj.chunks_exact(inner).enumerate() {
                 let (src, pos) = (r / seq, r % seq);
                 for (h, x) in row.chunks_exact(d_kv).enumerate() {
                     out[((src * heads + h) * seq + pos) * d_kv..][..d_kv].copy_from_slice(x);
                 }
             }
-            out
         };
-        for layer in &self.decoder.layers {
-            k.push(head_major(&layer.cross_attn.k));
-            v.push(head_major(&layer.cross_attn.v));
+        for (layer, out) in self.decoder.layers.iter().zip(kv.chunks_exact_mut(2 * per.max(1))) {
+            let (k, v) = out.split_at_mut(per);
+            head_major(&layer.cross_attn.k, k);
+            head_major(&layer.cross_attn.v, v);
         }
         let mask = enc.attention_mask.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }).collect();
-        Arc::new(CrossCache { k, v, mask, sources: enc.batch, seq: enc.seq_len })
+        Arc::new(CrossCache { kv, per, mask, sources: enc.batch, seq: enc.seq_len })
     }
 
     /// A fresh decoder state whose row `r` attends to encoded input `source_of_row[r]`.

@@ -101,7 +101,7 @@ impl Clone for LineBuf {
     }
 }
 
-/// A zeroed `f32` buffer placed like a [`LineBuf`]: from 2 MiB up it is 2 MiB-aligned and offered
+/// A zeroed `f32` buffer placed like the packed weights: from 2 MiB up it is 2 MiB-aligned and offered
 /// 2 MiB pages before its first touch. For large activations written once per call (a
 /// cross-attention cache: 25 MB for T0_3B at 64 tokens), whose 4 KiB first-touch page faults can
 /// cost more than the writes themselves.

@@ -816,13 +816,6 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                 let mut slice = |k0: usize, p: usize, next: Option<(usize, usize)>| {
                     let ahead = next.and_then(|(k1, p1)| packed_slice(k1, p1));
                     let per_tile = ahead.map_or(0, |a| a.len().div_ceil(trange.len()).div_ceil(64) * 64);
-                    // Tile `i`'s share of the prefetch.
-                    let prefetch_share = |i: usize| {
-                        if let Some(a) = ahead {
-                            let from = (i * per_tile).min(a.len());
-                            prefetch_l2(a[from..].as_ptr(), per_tile.min(a.len() - from));
-                        }
-                    };
                     let kc = KC.min(k - k0);
                     let kcs = kc.div_ceil(step);
                     let a_slice = &xp[k0 / step * m_pad..(k0 / step + kcs) * m_pad];
@@ -841,20 +834,12 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                             let kc2 = kc.div_ceil(2) * 2;
                             let src = &panel[k0 * PANEL..(k0 + kc2) * PANEL];
                             if how == XPack::Bf16Pairs {
-                                // The dot tiles read the pairs in place.
-                                for (i, t) in trange.clone().enumerate() {
-                                    prefetch_share(i);
-                                    let a = &a_slice[t * kcs * mr..(t + 1) * kcs * mr];
-                                    unsafe {
-                                        let c = o.0.add(t * mr * n + p * PANEL);
-                                        let (mr_t, a) = (mr.min(m - t * mr), a.as_ptr().cast::<u32>());
-                                        isa.tile_bf16_dot(mr_t, kcs, a, mr, src.as_ptr(), c, n, rows, k0 > 0);
-                                    }
-                                }
-                                return;
+                                // The dot tiles read the pairs in place (bf16, not f32).
+                                src.as_ptr().cast()
+                            } else {
+                                unsafe { isa.widen_bf16_panel(src.as_ptr(), kc2, bs.as_mut_ptr()) };
+                                bs.as_ptr()
                             }
-                            unsafe { isa.widen_bf16_panel(src.as_ptr(), kc2, bs.as_mut_ptr()) };
-                            bs.as_ptr()
                         }
                         Slices::RawF32(d) => {
                             let src = &d[p * PANEL * k..];
@@ -872,12 +857,19 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                         }
                     };
                     for (i, t) in trange.clone().enumerate() {
-                        prefetch_share(i);
+                        if let Some(a) = ahead {
+                            let from = (i * per_tile).min(a.len());
+                            prefetch_l2(a[from..].as_ptr(), per_tile.min(a.len() - from));
+                        }
                         let mr_t = mr.min(m - t * mr);
-                        let a = &a_slice[t * kc * mr..(t + 1) * kc * mr];
+                        let a = a_slice[t * kcs * mr..(t + 1) * kcs * mr].as_ptr();
                         unsafe {
                             let c = o.0.add(t * mr * n + p * PANEL);
-                            isa.tile_f32(mr_t, kc, a.as_ptr(), mr, b, c, n, rows, k0 > 0);
+                            if how == XPack::Bf16Pairs {
+                                isa.tile_bf16_dot(mr_t, kcs, a.cast(), mr, b.cast(), c, n, rows, k0 > 0);
+                            } else {
+                                isa.tile_f32(mr_t, kc, a, mr, b, c, n, rows, k0 > 0);
+                            }
                         }
                     }
                 };

@@ -169,11 +169,11 @@ pub fn run(a: Args) -> Result<()> {
     let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
 
     // Encoder: one warm-up, then the mean of the timed runs.
-    let (enc, encoder_ms) = super::device::mean_ms(a.encoder_runs, || Ok(model.encode(&refs)?))?;
+    let (enc, encoder_ms) = mean_ms(a.encoder_runs, || Ok(model.encode(&refs)?))?;
     // The cross-attention keys and values of every decoder layer, once per input (CTranslate2
     // and HF compute them in their first decode step): timed apart, as the rest of the prompt's
     // cost.
-    let (cross, cross_kv_ms) = super::device::mean_ms(a.encoder_runs, || Ok(model.cross_cache(&enc)))?;
+    let (cross, cross_kv_ms) = mean_ms(a.encoder_runs, || Ok(model.cross_cache(&enc)))?;
 
     // Decode: a warm-up step in a throwaway state, then `new_tokens` timed steps, each row
     // feeding back its argmax (EOS excluded).
@@ -292,4 +292,15 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `f` once to warm up, then `runs` times (at least once); returns the last result and the
+/// mean milliseconds of the timed runs.
+pub fn mean_ms<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(T, f64)> {
+    let mut out = f()?;
+    let t = Instant::now();
+    for _ in 0..runs.max(1) {
+        out = f()?;
+    }
+    Ok((out, t.elapsed().as_secs_f64() * 1e3 / runs.max(1) as f64))
 }

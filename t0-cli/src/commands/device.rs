@@ -81,17 +81,6 @@ fn upload<B: Backend>(model: &T5Model, backend: B, dtype: DeviceDType) -> Result
     Ok((dev, t.elapsed().as_secs_f64()))
 }
 
-/// Runs `f` once to warm up, then `runs` times (at least once); returns the last result and the
-/// mean milliseconds of the timed runs.
-pub fn mean_ms<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(T, f64)> {
-    let mut out = f()?;
-    let t = Instant::now();
-    for _ in 0..runs.max(1) {
-        out = f()?;
-    }
-    Ok((out, t.elapsed().as_secs_f64() * 1e3 / runs.max(1) as f64))
-}
-
 /// Work to run on a device model whatever its backend: [`on_device`] picks the backend.
 pub trait DeviceJob {
     /// What the job returns.
@@ -136,7 +125,7 @@ impl DeviceJob for Bench<'_> {
             dev.backend().synchronize()?;
             Ok(out)
         };
-        let (sources, encoder_ms) = mean_ms(runs, encode_all)?;
+        let (sources, encoder_ms) = super::bench::mean_ms(runs, encode_all)?;
 
         let start = vec![c.decoder_start_token_id; inputs.len()];
         let mut warm = dev.start(sources.clone(), 1)?;

@@ -105,9 +105,12 @@ fn ops(c: &mut Criterion) {
     // cross-attention over a 512-token input) and encoder (512 × 512, bias and mask).
     let mut g = c.benchmark_group("ops/attention");
     let inner = HEADS * D_KV;
-    for (label, q_len, kv_len, cache) in
-        [("decode_kv64", 1usize, 64usize, true), ("decode_kv512", 1, 512, true), ("encoder_512x512", 512, 512, false)]
-    {
+    for (label, q_len, kv_len, cache) in [
+        ("decode_kv64", 1usize, 64usize, true),
+        ("decode_kv512", 1, 512, true),
+        ("encoder_64x64", 64, 64, false),
+        ("encoder_512x512", 512, 512, false),
+    ] {
         let q = common::rand_vec(q_len * inner, 8);
         let kk = common::rand_vec(kv_len * inner, 9);
         let v = common::rand_vec(kv_len * inner, 10);

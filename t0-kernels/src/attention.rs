@@ -141,9 +141,10 @@ unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
-/// Queries per head from which the keys are first transposed (`[d_kv, kv_len]`) so scores
-/// are computed sixteen keys per instruction instead of one horizontal sum per key.
-const TRANSPOSE_MIN_QUERIES: usize = 8;
+/// Queries per head from which a head runs the many-query path ([`attention_head_blocked`]):
+/// its keys transposed and values packed first, so that scores are computed a vector of keys
+/// per instruction instead of one horizontal sum per key.
+const BLOCK_MIN_QUERIES: usize = 8;
 
 /// `Σ a·b`, vectorised.
 ///
@@ -214,109 +215,227 @@ unsafe fn weighted_sum<V: F32Vec>(p: &[f32], v: &[f32], row_stride: usize, out: 
     }
 }
 
-/// `scores[j] = Σ_d q[d] · kt[d * ld + j]` for `j < scores.len()`, sixteen keys at a time.
-///
-/// # Safety
-/// `V`'s instruction set must be available; `kt` holds `q.len()` rows of `ld >= scores.len()`.
-#[inline(always)]
-unsafe fn scores_from_transposed<V: F32Vec>(q: &[f32], kt: &[f32], ld: usize, scores: &mut [f32]) {
-    let n = scores.len();
-    assert!(ld >= n && kt.len() >= q.len() * ld, "attention: transposed keys too short");
-    let pk = kt.as_ptr();
-    let ps = scores.as_mut_ptr();
-    let mut j = 0;
-    while j < n {
-        let width = (n - j).min(4 * V::LANES);
-        let full = width / V::LANES;
-        let rem = width % V::LANES;
-        let mut acc = [V::splat(0.0); 4];
-        for (dd, &qd) in q.iter().enumerate() {
-            let qv = V::splat(qd);
-            let row = pk.add(dd * ld + j);
-            for (t, a) in acc.iter_mut().enumerate().take(full) {
-                // SAFETY: `j + (t+1)·LANES <= n <= ld`, inside row `dd`.
-                *a = qv.mul_add(V::load(row.add(t * V::LANES)), *a);
-            }
-            if rem > 0 {
-                // SAFETY: `rem` values remain inside row `dd`.
-                acc[full] = qv.mul_add(V::load_tail(row.add(full * V::LANES), rem, 0.0), acc[full]);
-            }
-        }
-        for (t, a) in acc.iter().enumerate().take(full) {
-            // SAFETY: inside `scores`.
-            a.store(ps.add(j + t * V::LANES));
-        }
-        if rem > 0 {
-            // SAFETY: `rem` values remain inside `scores`.
-            acc[full].store_tail(ps.add(j + full * V::LANES), rem);
-        }
-        j += width;
-    }
-}
-
 /// Vectorised attention for one head `h`, every query row; same contract as
 /// [`attention_reference`] (tests: 1e-5 relative + 1e-6 absolute). The head's scores (and,
-/// for eight or more queries, its transposed keys) live in per-thread scratch, so a warm decode
-/// step allocates nothing.
+/// for eight or more queries, its transposed keys and packed values) live in per-thread
+/// scratch, so a warm decode step allocates nothing.
 ///
 /// # Safety
 /// `V`'s instruction set must be available; `a.check(out)` passed for the `out` that `optr`
 /// points into, and no other thread writes head `h` of `out` meanwhile.
 #[inline(always)]
 pub(crate) unsafe fn attention_head_simd<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, optr: *mut f32, buf: &mut [f32]) {
+    if blocks_queries(a) {
+        return attention_head_blocked::<V>(a, h, optr, buf);
+    }
+    let d = a.d_kv;
+    let inner = a.heads * d;
+    let scores = &mut buf[..a.kv_len];
+    for i in 0..a.q_len {
+        let n = a.visible_keys(i);
+        let q = &a.q[i * a.q_row_stride + h * d..][..d];
+        let s = &mut scores[..n];
+        for (j, sj) in s.iter_mut().enumerate() {
+            *sj = dot::<V>(q, &a.k[h * a.kv_head_stride + j * a.kv_row_stride..][..d]);
+        }
+        bias_mask_softmax::<V>(a, h, i, s);
+        // SAFETY: row `i`, head `h` of `out` is `[i*inner + h*d, +d)`, inside `out` (checked
+        // by the caller), and only this head's task writes it.
+        let o = std::slice::from_raw_parts_mut(optr.add(i * inner + h * d), d);
+        if n == 0 {
+            o.fill(0.0);
+        } else {
+            weighted_sum::<V>(s, &a.v[h * a.kv_head_stride..], a.kv_row_stride, o);
+        }
+    }
+}
+
+/// Adds the bias and the mask to query row `i`'s scores `s` (its visible keys), then turns
+/// them into probabilities.
+///
+/// # Safety
+/// `V`'s instruction set must be available.
+#[inline(always)]
+unsafe fn bias_mask_softmax<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, i: usize, s: &mut [f32]) {
+    let n = s.len();
+    if let Some(b) = &a.bias {
+        // An invariant of the bias layout the model builds (like the shape asserts of
+        // `AttentionArgs::check`): a panic here is a bug in the caller, not bad input.
+        #[allow(clippy::expect_used)]
+        let start = (h * b.head_stride + b.offset)
+            .checked_sub(a.q_pos0 + i)
+            .expect("attention: bias offset smaller than the query position");
+        crate::simd::simd_zip!(V, s, &b.values[start..start + n], |x, y| x.add(y));
+    }
+    if let Some(m) = a.mask {
+        crate::simd::simd_zip!(V, s, &m[..n], |x, y| x.add(y));
+    }
+    crate::softmax::softmax_simd::<V>(s);
+}
+
+/// Query rows per block of the many-query path: each key or value vector loaded feeds this
+/// many rows' multiply-adds.
+const QB: usize = 4;
+
+/// The widest chunk of keys (or values) the many-query path computes at once: four vectors of
+/// the widest instruction set (AVX-512). Scratch is sized with it, whatever the set.
+const MAX_CHUNK: usize = 64;
+
+/// `(keys per transposed row, values per packed row)` of the many-query path: `kv_len` and
+/// `d_kv` rounded up to whole chunks of four vectors.
+fn blocked_dims(a: &AttentionArgs<'_>, chunk: usize) -> (usize, usize) {
+    (a.kv_len.div_ceil(chunk) * chunk, a.d_kv.div_ceil(chunk) * chunk)
+}
+
+/// The many-query path of [`attention_head_simd`]: the head's keys are transposed into
+/// `kt[d_kv][kv_pad]` and its values packed into `vh[kv_len][d_pad]` (both zero-padded; read
+/// in place, a projection's rows are `3·inner` floats apart, a multiple of 4 KiB for T5's
+/// shapes, so every row of a head would map to the same L1 set), then queries run [`QB`] at a
+/// time: each key or value vector loaded serves every row of the block, in sixteen
+/// independent sums.
+///
+/// # Safety
+/// As [`attention_head_simd`]; `buf` holds [`head_scratch_len`] values.
+#[inline(always)]
+unsafe fn attention_head_blocked<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, optr: *mut f32, buf: &mut [f32]) {
     let d = a.d_kv;
     let inner = a.heads * d;
     let kv = a.kv_len;
-    let transpose = transposes_keys(a);
-    {
-        let (scores, kt) = buf.split_at_mut(kv);
-        if transpose {
-            for j in 0..kv {
-                let k = &a.k[h * a.kv_head_stride + j * a.kv_row_stride..][..d];
-                for (dd, &x) in k.iter().enumerate() {
-                    kt[dd * kv + j] = x;
+    let (kv_pad, d_pad) = blocked_dims(a, 4 * V::LANES);
+    let (scores, rest) = buf.split_at_mut(QB * kv_pad);
+    let (kt, rest) = rest.split_at_mut(d * kv_pad);
+    let vh = &mut rest[..kv * d_pad];
+    for j in 0..kv {
+        let row = h * a.kv_head_stride + j * a.kv_row_stride;
+        for (dd, &x) in a.k[row..][..d].iter().enumerate() {
+            kt[dd * kv_pad + j] = x;
+        }
+        vh[j * d_pad..][..d].copy_from_slice(&a.v[row..][..d]);
+        vh[j * d_pad + d..(j + 1) * d_pad].fill(0.0);
+    }
+    for row in kt.chunks_exact_mut(kv_pad) {
+        row[kv..].fill(0.0);
+    }
+    let mut i0 = 0;
+    while i0 < a.q_len {
+        let rows = QB.min(a.q_len - i0);
+        // Keys the block's furthest-seeing row may see.
+        let n_max = (0..rows).map(|r| a.visible_keys(i0 + r)).max().unwrap_or(0);
+        let q = a.q.as_ptr().add(i0 * a.q_row_stride + h * d);
+        match rows {
+            4 => scores_block::<V, 4>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
+            3 => scores_block::<V, 3>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
+            2 => scores_block::<V, 2>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
+            _ => scores_block::<V, 1>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
+        }
+        for (r, s) in scores.chunks_exact_mut(kv_pad).take(rows).enumerate() {
+            let n = a.visible_keys(i0 + r);
+            bias_mask_softmax::<V>(a, h, i0 + r, &mut s[..n]);
+            // Keys this row may not see weigh nothing in the block's shared value sums.
+            s[n..n_max].fill(0.0);
+        }
+        // SAFETY: rows `i0..i0+rows`, head `h` of `out` lie inside `out` (checked by the
+        // caller), and only this head's task writes them.
+        let o = optr.add(i0 * inner + h * d);
+        match rows {
+            4 => values_block::<V, 4>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
+            3 => values_block::<V, 3>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
+            2 => values_block::<V, 2>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
+            _ => values_block::<V, 1>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
+        }
+        i0 += rows;
+    }
+}
+
+/// `s[r][j] = Σ_dd q_r[dd] · kt[dd][j]` for `R` query rows (`q_r` at `q + r·q_stride`) and
+/// `j < n` rounded up to whole chunks of four vectors (`s` rows are `ld` apart).
+///
+/// # Safety
+/// `V`'s instruction set must be available; `q` holds `R` rows of `d` values.
+#[inline(always)]
+unsafe fn scores_block<V: F32Vec, const R: usize>(
+    q: *const f32,
+    q_stride: usize,
+    d: usize,
+    kt: &[f32],
+    ld: usize,
+    n: usize,
+    s: &mut [f32],
+) {
+    let chunk = 4 * V::LANES;
+    assert!(n.div_ceil(chunk) * chunk <= ld && kt.len() >= d * ld && s.len() >= R * ld, "attention: scores block");
+    let (pk, ps) = (kt.as_ptr(), s.as_mut_ptr());
+    for j in (0..n).step_by(chunk) {
+        let mut acc = [[V::splat(0.0); 4]; R];
+        for dd in 0..d {
+            // SAFETY: `j + chunk ≤ ld` (asserted), inside row `dd` of `kt`.
+            let b = [0, 1, 2, 3].map(|t| V::load(pk.add(dd * ld + j + t * V::LANES)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let qv = V::splat(*q.add(r * q_stride + dd));
+                for (a, &b) in acc.iter_mut().zip(&b) {
+                    *a = qv.mul_add(b, *a);
                 }
             }
         }
-        for i in 0..a.q_len {
-            let n = a.visible_keys(i);
-            let q = &a.q[i * a.q_row_stride + h * d..][..d];
-            let s = &mut scores[..n];
-            if transpose {
-                scores_from_transposed::<V>(q, kt, kv, s);
-            } else {
-                for (j, sj) in s.iter_mut().enumerate() {
-                    *sj = dot::<V>(q, &a.k[h * a.kv_head_stride + j * a.kv_row_stride..][..d]);
-                }
-            }
-            if let Some(b) = &a.bias {
-                // An invariant of the bias layout the model builds (like the shape asserts of
-                // `AttentionArgs::check`): a panic here is a bug in the caller, not bad input.
-                #[allow(clippy::expect_used)]
-                let start = (h * b.head_stride + b.offset)
-                    .checked_sub(a.q_pos0 + i)
-                    .expect("attention: bias offset smaller than the query position");
-                crate::simd::simd_zip!(V, s, &b.values[start..start + n], |x, y| x.add(y));
-            }
-            if let Some(m) = a.mask {
-                crate::simd::simd_zip!(V, s, &m[..n], |x, y| x.add(y));
-            }
-            crate::softmax::softmax_simd::<V>(s);
-            // SAFETY: row `i`, head `h` of `out` is `[i*inner + h*d, +d)`, inside `out`
-            // (checked by the caller), and only this head's task writes it.
-            let o = std::slice::from_raw_parts_mut(optr.add(i * inner + h * d), d);
-            if n == 0 {
-                o.fill(0.0);
-            } else {
-                weighted_sum::<V>(s, &a.v[h * a.kv_head_stride..], a.kv_row_stride, o);
+        for (r, acc) in acc.iter().enumerate() {
+            for (t, a) in acc.iter().enumerate() {
+                // SAFETY: inside row `r` of `s` (asserted).
+                a.store(ps.add(r * ld + j + t * V::LANES));
             }
         }
     }
 }
 
-/// Whether a head's keys are transposed first (see [`TRANSPOSE_MIN_QUERIES`]).
-fn transposes_keys(a: &AttentionArgs<'_>) -> bool {
-    a.q_len >= TRANSPOSE_MIN_QUERIES && a.kv_len > 0
+/// `out_r[c] = Σ_{j<n} p[r][j] · vh[j][c]` for `R` rows (`p` rows `ld` apart, `out_r` at
+/// `o + r·o_stride`, `d` values each), four vectors of `vh`'s padded rows (`d_pad`) at a time.
+///
+/// # Safety
+/// `V`'s instruction set must be available; the `R` output rows of `d` values are writable.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn values_block<V: F32Vec, const R: usize>(
+    p: &[f32],
+    ld: usize,
+    n: usize,
+    vh: &[f32],
+    d_pad: usize,
+    d: usize,
+    o: *mut f32,
+    o_stride: usize,
+) {
+    let chunk = 4 * V::LANES;
+    assert!(
+        n <= ld && p.len() >= R * ld && vh.len() >= n * d_pad && d.div_ceil(chunk) * chunk <= d_pad,
+        "attention: values block"
+    );
+    let (pp, pv) = (p.as_ptr(), vh.as_ptr());
+    for c in (0..d).step_by(chunk) {
+        let mut acc = [[V::splat(0.0); 4]; R];
+        for j in 0..n {
+            // SAFETY: `c + chunk ≤ d_pad` (asserted), inside row `j` of `vh`.
+            let b = [0, 1, 2, 3].map(|t| V::load(pv.add(j * d_pad + c + t * V::LANES)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let pj = V::splat(*pp.add(r * ld + j));
+                for (a, &b) in acc.iter_mut().zip(&b) {
+                    *a = pj.mul_add(b, *a);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (t, a) in acc.iter().enumerate() {
+                let at = c + t * V::LANES;
+                if at < d {
+                    // SAFETY: values `at..min(at + LANES, d)` of output row `r`.
+                    a.store_tail(o.add(r * o_stride + at), (d - at).min(V::LANES));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a head runs the many-query path ([`attention_head_blocked`]).
+fn blocks_queries(a: &AttentionArgs<'_>) -> bool {
+    a.q_len >= BLOCK_MIN_QUERIES && a.kv_len > 0
 }
 
 /// One head of attention, compiled for one instruction set (see [`attention_head_simd`]).
@@ -324,9 +443,15 @@ fn transposes_keys(a: &AttentionArgs<'_>) -> bool {
 /// [`head_scratch_len`] f32s.
 pub(crate) type AttentionHeadFn = unsafe fn(&AttentionArgs<'_>, usize, *mut f32, &mut [f32]);
 
-/// Scratch one head needs: its scores, plus its transposed keys when [`transposes_keys`].
+/// Scratch one head needs: its scores, or on the many-query path a block of scores, the
+/// transposed keys and the packed values (sized for the widest chunk).
 fn head_scratch_len(a: &AttentionArgs<'_>) -> usize {
-    a.kv_len + if transposes_keys(a) { a.d_kv * a.kv_len } else { 0 }
+    if blocks_queries(a) {
+        let (kv_pad, d_pad) = blocked_dims(a, MAX_CHUNK);
+        (QB + a.d_kv) * kv_pad + a.kv_len * d_pad
+    } else {
+        a.kv_len
+    }
 }
 
 /// Multiply-adds (`heads · q_len · kv_len · d_kv`) below which the heads run on the calling

@@ -378,7 +378,7 @@ fn attention_case() -> impl Strategy<Value = AttentionCase> {
     let dims = (
         1usize..5,
         prop_oneof![Just(1usize), Just(3), Just(7), Just(16), Just(33), Just(64)],
-        prop_oneof![Just(1usize), Just(2), Just(3), Just(9), Just(17)],
+        prop_oneof![Just(1usize), Just(2), Just(3), Just(9), Just(10), Just(11), Just(17)],
         prop_oneof![Just(1usize), Just(3), Just(7), Just(33), 1usize..40],
         0usize..4,
     );

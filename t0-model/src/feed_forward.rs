@@ -4,6 +4,7 @@
 //! `[2·d_ff, d_model]` weight and run as one matmul.
 
 use crate::workspace::{sized, FfScratch};
+use rayon::prelude::*;
 use t0_kernels::Kernels;
 
 use crate::config::FeedForward as Kind;
@@ -66,15 +67,14 @@ impl FeedForward {
                     k.gated_activation(act, g, u);
                     g
                 } else {
-                    // Gather the halves so the activation runs as one (parallel) call.
-                    let (g, u) = (sized(&mut s.gate, m * d_ff), sized(&mut s.up, m * d_ff));
-                    for (row, (gr, ur)) in
-                        both.chunks_exact(2 * d_ff).zip(g.chunks_exact_mut(d_ff).zip(u.chunks_exact_mut(d_ff)))
-                    {
-                        gr.copy_from_slice(&row[..d_ff]);
-                        ur.copy_from_slice(&row[d_ff..]);
-                    }
-                    k.gated_activation(act, g, u);
+                    // Rows in parallel: each row's gate half is copied into `g` and activated
+                    // there against its up half while both are in L1 (one pass, no gather).
+                    let g = sized(&mut s.gate, m * d_ff);
+                    g.par_chunks_mut(d_ff.max(1)).zip(both.par_chunks(2 * d_ff.max(1))).for_each(|(gr, row)| {
+                        let (gate, up) = row.split_at(d_ff);
+                        gr.copy_from_slice(gate);
+                        k.gated_activation(act, gr, up);
+                    });
                     g
                 }
             }

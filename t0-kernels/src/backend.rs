@@ -29,6 +29,26 @@ pub trait Kernels: Send + Sync + std::fmt::Debug {
         matmul_reference(x, m, w, out)
     }
 
+    /// `out[m, Σ rows] = x[m, cols] · [W₀; W₁; …]ᵀ` for weights with the same `cols`: the
+    /// matmul against their rows stacked in order, without stacking them (each output row is
+    /// `[x·W₀ᵀ | x·W₁ᵀ | …]`). Worth having because an implementation may run it as one
+    /// matmul, `x` quantised or packed once and one parallel pass over every weight: e.g. the
+    /// cross-attention keys and values of every decoder layer from one encoder output. The
+    /// default runs [`Self::matmul`] weight by weight into a temporary and copies each result
+    /// into its columns.
+    ///
+    /// ```
+    /// use t0_kernels::{Kernels, WeightView};
+    /// let (a, b) = ([1.0f32, 0.0, 0.0, 1.0], [2.0f32, 3.0]);
+    /// let ws = [WeightView::f32(&a, 2, 2), WeightView::f32(&b, 1, 2)];
+    /// let mut y = [0.0f32; 3];
+    /// t0_kernels::select().matmul_stacked(&[5.0, 7.0], 1, &ws, &mut y);
+    /// assert_eq!(y, [5.0, 7.0, 31.0]);
+    /// ```
+    fn matmul_stacked(&self, x: &[f32], m: usize, ws: &[WeightView<'_>], out: &mut [f32]) {
+        crate::matmul::stacked_by_parts(m, ws, out, |w, o| self.matmul(x, m, w, o))
+    }
+
     /// T5 RMS norm of each row of `x` (row length `weight.len()`) into `out`.
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         rms_norm_reference(x, weight, eps, out)
@@ -147,6 +167,9 @@ macro_rules! simd_kernels {
             }
             fn matmul(&self, x: &[f32], m: usize, w: &crate::matmul::WeightView<'_>, out: &mut [f32]) {
                 crate::matmul::matmul_with(self.isa, x, m, w, out)
+            }
+            fn matmul_stacked(&self, x: &[f32], m: usize, ws: &[crate::matmul::WeightView<'_>], out: &mut [f32]) {
+                crate::matmul::matmul_stacked_with(self.isa, x, m, ws, out)
             }
             fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
                 let d = weight.len().max(1);

@@ -93,13 +93,16 @@ struct MatmulCase {
     x: Buf,
     w: Buf,
     kind: WKind,
+    /// Row counts of the weights `w`'s rows are cut into: one part runs `matmul`, several
+    /// `matmul_stacked` (whose result must be the matmul against the whole `w`).
+    parts: Vec<usize>,
     /// `Σ_k |x·w|` per output, for the tolerance.
     #[allow(dead_code)]
     abs: Vec<f32>,
 }
 
 impl MatmulCase {
-    fn new(m: usize, n: usize, k: usize, x: Buf, w: Buf, kind: WKind) -> Self {
+    fn new(m: usize, n: usize, k: usize, x: Buf, w: Buf, kind: WKind, parts: Vec<usize>) -> Self {
         let (xs, ws) = (x.get(), w.get());
         let mut abs = vec![0.0f32; m * n];
         for i in 0..m {
@@ -108,7 +111,7 @@ impl MatmulCase {
                 abs[i * n + j] = s as f32;
             }
         }
-        MatmulCase { m, n, k, x, w, kind, abs }
+        MatmulCase { m, n, k, x, w, kind, parts, abs }
     }
 }
 
@@ -119,14 +122,37 @@ impl Case for MatmulCase {
         let mut out = vec![f32::NAN; m * n];
         let bf: Vec<half::bf16> = ws.iter().map(|&v| half::bf16::from_f32(v)).collect();
         let hf: Vec<half::f16> = ws.iter().map(|&v| half::f16::from_f32(v)).collect();
-        let packed = |d| PackedWeight::from_f32(ws, n, k, d);
-        match self.kind {
-            WKind::F32 => kern.matmul(self.x.get(), m, &WeightView::f32(ws, n, k), &mut out),
-            WKind::Bf16 => kern.matmul(self.x.get(), m, &WeightView::bf16(&bf, n, k), &mut out),
-            WKind::F16 => kern.matmul(self.x.get(), m, &WeightView::f16(&hf, n, k), &mut out),
-            WKind::PackedF32 => kern.matmul(self.x.get(), m, &packed(PackDType::F32).view(), &mut out),
-            WKind::PackedBf16 => kern.matmul(self.x.get(), m, &packed(PackDType::Bf16).view(), &mut out),
-            WKind::PackedInt8 => kern.matmul(self.x.get(), m, &packed(PackDType::Int8).view(), &mut out),
+        let bounds: Vec<(usize, usize)> = self
+            .parts
+            .iter()
+            .scan(0, |r0, &rows| {
+                *r0 += rows;
+                Some((*r0 - rows, *r0))
+            })
+            .collect();
+        let dtype = match self.kind {
+            WKind::PackedF32 => Some(PackDType::F32),
+            WKind::PackedBf16 => Some(PackDType::Bf16),
+            WKind::PackedInt8 => Some(PackDType::Int8),
+            _ => None,
+        };
+        let packed: Vec<PackedWeight> = match dtype {
+            Some(d) => bounds.iter().map(|&(a, b)| PackedWeight::from_f32(&ws[a * k..b * k], b - a, k, d)).collect(),
+            None => Vec::new(),
+        };
+        let views: Vec<WeightView<'_>> = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &(a, b))| match self.kind {
+                WKind::F32 => WeightView::f32(&ws[a * k..b * k], b - a, k),
+                WKind::Bf16 => WeightView::bf16(&bf[a * k..b * k], b - a, k),
+                WKind::F16 => WeightView::f16(&hf[a * k..b * k], b - a, k),
+                _ => packed[i].view(),
+            })
+            .collect();
+        match &views[..] {
+            [one] => kern.matmul(self.x.get(), m, one, &mut out),
+            _ => kern.matmul_stacked(self.x.get(), m, &views, &mut out),
         }
         out
     }
@@ -155,7 +181,14 @@ fn matmul_case() -> impl Strategy<Value = MatmulCase> {
     let n = prop_oneof![Just(1usize), Just(3), Just(7), Just(33), Just(64), Just(97), 1usize..70];
     let k = prop_oneof![Just(1usize), Just(3), Just(7), Just(33), Just(300), Just(1023), 1usize..80];
     (m, n, k, wkind()).prop_flat_map(|(m, n, k, kind)| {
-        (buf(m * k, 2.0), buf(n * k, 1.0)).prop_map(move |(x, w)| MatmulCase::new(m, n, k, x, w, kind))
+        // No cut: one matmul; one to three cuts (anywhere, empty parts included): stacked.
+        let cuts = prop::collection::vec(0..=n, 0..4);
+        (buf(m * k, 2.0), buf(n * k, 1.0), cuts).prop_map(move |(x, w, mut cuts)| {
+            cuts.sort_unstable();
+            cuts.push(n);
+            let parts = cuts.iter().scan(0, |prev, &c| Some(c - std::mem::replace(prev, c))).collect();
+            MatmulCase::new(m, n, k, x, w, kind, parts)
+        })
     })
 }
 
@@ -479,7 +512,7 @@ proptest! {
 
 /// The GEMM blocking (several k-slices, several tiles, partial panels) at a larger shape than
 /// the proptests reach, and decode-sized `m` over enough panels that each task runs several
-/// (the int8 tiles then bring the next panel in while they run).
+/// (the int8 tiles then bring the next panel in while they run), as one weight and stacked.
 #[test]
 fn matmul_large_shapes_match_reference() {
     for (m, n, k) in [(37, 100, 700), (200, 40, 700), (5, 2100, 300), (8, 1100, 129), (2, 700, 1023)] {
@@ -491,9 +524,11 @@ fn large_shape(m: usize, n: usize, k: usize) {
     let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 997) as f32 / 498.5 - 1.0).collect();
     for kind in [WKind::F32, WKind::Bf16, WKind::PackedF32, WKind::PackedBf16, WKind::PackedInt8] {
-        let case =
-            MatmulCase::new(m, n, k, Buf { data: x.clone(), offset: 0 }, Buf { data: w.clone(), offset: 0 }, kind);
-        check_all(&case).unwrap();
+        // As one weight, and as three stacked (one empty) for `matmul_stacked`.
+        for parts in [vec![n], vec![n / 3, 0, n - n / 3]] {
+            let (x, w) = (Buf { data: x.clone(), offset: 0 }, Buf { data: w.clone(), offset: 0 });
+            check_all(&MatmulCase::new(m, n, k, x, w, kind, parts)).unwrap();
+        }
     }
 }
 

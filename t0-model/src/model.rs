@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use t0_kernels::{Kernels, PackDType};
 
 use crate::attention::{Attention, Qkv, SelfAttention};
@@ -528,24 +529,29 @@ impl T5Model {
         let (heads, d_kv) = (self.config.num_heads, self.config.d_kv);
         let inner = heads * d_kv;
         let per = m * inner;
-        let mut kv = t0_kernels::F32Buf::zeroed(2 * self.decoder.layers.len() * per);
-        let mut proj = vec![0.0f32; per];
-        // `[source, position, head, d_kv]` from the matmul, stored head-major
-        // (`[source, head, position, d_kv]`): each head's keys and values are then one
-        // contiguous run that a decode step streams in order.
-        let mut head_major = |w: &crate::linear::Linear, out: &mut [f32]| {
-            w.forward(self.kernels, &enc.hidden, m, &mut proj);
-            for (r, row) in proj.chunks_exact(inner).enumerate() {
-                let (src, pos) = (r / seq, r % seq);
-                for (h, x) in row.chunks_exact(d_kv).enumerate() {
-                    out[((src * heads + h) * seq + pos) * d_kv..][..d_kv].copy_from_slice(x);
+        let layers = &self.decoder.layers;
+        let mut kv = t0_kernels::F32Buf::zeroed(2 * layers.len() * per);
+        // The k and v weights of a group of layers run as one stacked matmul (the encoder
+        // output quantised or packed once, one parallel pass over all of them), its output
+        // rows `[k₀ | v₀ | k₁ | v₁ | …]` staged in `proj`; groups keep that under 8 MiB.
+        let group = ((8 << 20) / (2 * per * 4).max(1)).clamp(1, layers.len().max(1));
+        let mut proj = Vec::new();
+        for (g, out) in layers.chunks(group).zip(kv.chunks_mut(group * 2 * per.max(1))) {
+            let ws: Vec<_> = g.iter().flat_map(|l| [l.cross_attn.k.view(), l.cross_attn.v.view()]).collect();
+            let proj = sized(&mut proj, m * ws.len() * inner);
+            self.kernels.matmul_stacked(&enc.hidden, m, &ws, proj);
+            // Each weight's `[source, position, head, d_kv]` stored head-major
+            // (`[source, head, position, d_kv]`): each head's keys and values are then one
+            // contiguous run that a decode step streams in order. One task per weight.
+            let width = ws.len() * inner;
+            out.par_chunks_mut(per.max(1)).enumerate().for_each(|(w, dst)| {
+                for (r, row) in proj.chunks_exact(width).enumerate() {
+                    let (src, pos) = (r / seq, r % seq);
+                    for (h, x) in row[w * inner..(w + 1) * inner].chunks_exact(d_kv).enumerate() {
+                        dst[((src * heads + h) * seq + pos) * d_kv..][..d_kv].copy_from_slice(x);
+                    }
                 }
-            }
-        };
-        for (layer, out) in self.decoder.layers.iter().zip(kv.chunks_exact_mut(2 * per.max(1))) {
-            let (k, v) = out.split_at_mut(per);
-            head_major(&layer.cross_attn.k, k);
-            head_major(&layer.cross_attn.v, v);
+            });
         }
         let mask = enc.attention_mask.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }).collect();
         Arc::new(CrossCache { kv, per, mask, sources: enc.batch, seq: enc.seq_len })

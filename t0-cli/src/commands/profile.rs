@@ -57,6 +57,9 @@ impl Kernels for Profiled {
     fn matmul(&self, x: &[f32], m: usize, w: &WeightView<'_>, out: &mut [f32]) {
         self.time(0, || self.inner.matmul(x, m, w, out))
     }
+    fn matmul_stacked(&self, x: &[f32], m: usize, ws: &[WeightView<'_>], out: &mut [f32]) {
+        self.time(0, || self.inner.matmul_stacked(x, m, ws, out))
+    }
     fn attention(&self, args: &AttentionArgs<'_>, out: &mut [f32]) {
         self.time(1, || self.inner.attention(args, out))
     }

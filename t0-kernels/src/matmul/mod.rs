@@ -574,18 +574,84 @@ pub(crate) fn matmul_with<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &WeightV
         WeightView::F32 { data, .. } if gemv => gemv_rows(isa, x, m, RawRows::F32(data), n, k, out),
         WeightView::Bf16 { data, .. } if gemv => gemv_rows(isa, x, m, RawRows::Bf16(data), n, k, out),
         WeightView::F16 { data, .. } if gemv => gemv_rows(isa, x, m, RawRows::F16(data), n, k, out),
-        WeightView::F32 { data, .. } => gemm(isa, x, m, Slices::RawF32(data), n, k, out),
-        WeightView::Bf16 { data, .. } => gemm(isa, x, m, Slices::RawBf16(bytemuck::cast_slice(data)), n, k, out),
-        WeightView::F16 { data, .. } => gemm(isa, x, m, Slices::RawF16(bytemuck::cast_slice(data)), n, k, out),
         WeightView::Packed(p) => match p.dtype() {
             // One full-depth pass per panel while all rows fit one f32 tile.
             PackDType::F32 if m <= I::MR => gemv_packed(isa, x, m, p, out),
             PackDType::Bf16 if gemv => gemv_packed(isa, x, m, p, out),
-            PackDType::F32 => gemm(isa, x, m, Slices::PackedF32(p), n, k, out),
-            PackDType::Bf16 => gemm(isa, x, m, Slices::PackedBf16(p), n, k, out),
-            PackDType::Int8 => matmul_int8(isa, x, m, p, out),
+            PackDType::F32 | PackDType::Bf16 => gemm(isa, x, m, std::slice::from_ref(w), k, out),
+            PackDType::Int8 => matmul_int8(isa, x, m, std::slice::from_ref(w), out),
         },
+        _ => gemm(isa, x, m, std::slice::from_ref(w), k, out),
     }
+}
+
+/// `out[m, Σ nᵢ] = x · [W₀; W₁; …]ᵀ`: the shared entry point of
+/// [`crate::Kernels::matmul_stacked`]. Packed weights of one dtype (int8 at any `m`; f32 and
+/// bf16 where `m` takes the GEMM path) run as one matmul: `x` quantised or packed once, one
+/// parallel loop over every weight's panels. Anything else runs weight by weight.
+pub(crate) fn matmul_stacked_with<I: MatmulIsa>(isa: I, x: &[f32], m: usize, ws: &[WeightView<'_>], out: &mut [f32]) {
+    let Some(k) = ws.first().map(WeightView::cols) else {
+        assert!(out.is_empty(), "matmul_stacked: out is not [m, Σ rows]");
+        return;
+    };
+    assert!(ws.iter().all(|w| w.cols() == k), "matmul_stacked: the weights' column counts differ");
+    let n: usize = ws.iter().map(WeightView::rows).sum();
+    assert_eq!(x.len(), m * k, "matmul_stacked: x is not [m, k]");
+    assert_eq!(out.len(), m * n, "matmul_stacked: out is not [m, Σ rows]");
+    if let [w] = ws {
+        return matmul_with(isa, x, m, w, out);
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    let packed = |d: PackDType| ws.iter().all(|w| matches!(w, WeightView::Packed(p) if p.dtype() == d)) && k > 0;
+    if packed(PackDType::Int8) {
+        return matmul_int8(isa, x, m, ws, out);
+    }
+    if (packed(PackDType::F32) && m > I::MR) || (packed(PackDType::Bf16) && m > GEMV_MAX_M) {
+        return gemm(isa, x, m, ws, k, out);
+    }
+    stacked_by_parts(m, ws, out, |w, o| matmul_with(isa, x, m, w, o))
+}
+
+/// `out[m, Σ rows]` weight by weight: `matmul(w, tmp)` fills `tmp[m, w.rows()]`, which is then
+/// copied into the weight's columns of every row (the default
+/// [`crate::Kernels::matmul_stacked`], and the fallback of [`matmul_stacked_with`]).
+pub(crate) fn stacked_by_parts(
+    m: usize,
+    ws: &[WeightView<'_>],
+    out: &mut [f32],
+    mut matmul: impl FnMut(&WeightView<'_>, &mut [f32]),
+) {
+    let n: usize = ws.iter().map(WeightView::rows).sum();
+    assert_eq!(out.len(), m * n, "matmul_stacked: out is not [m, Σ rows]");
+    let mut col0 = 0;
+    for w in ws.iter().filter(|w| w.rows() > 0) {
+        let nw = w.rows();
+        let mut tmp = vec![0.0f32; m * nw];
+        matmul(w, &mut tmp);
+        for (o, t) in out.chunks_exact_mut(n).zip(tmp.chunks_exact(nw)) {
+            o[col0..col0 + nw].copy_from_slice(t);
+        }
+        col0 += nw;
+    }
+}
+
+/// Panel `g` of weights stacked in order, the `i`-th having `rows(i)` rows: `(i, its panel,
+/// the panel's first column in the stacked output)`.
+#[inline]
+fn locate_panel(parts: usize, rows: impl Fn(usize) -> usize, mut g: usize) -> (usize, usize, usize) {
+    let mut col0 = 0;
+    for i in 0..parts {
+        let p = rows(i).div_ceil(PANEL);
+        if g < p {
+            return (i, g, col0 + g * PANEL);
+        }
+        g -= p;
+        col0 += rows(i);
+    }
+    // The drivers only ask for panels below the total they computed.
+    unreachable!("locate_panel: panel past the stacked weights")
 }
 
 /// A raw row-major weight, by dtype.
@@ -740,16 +806,6 @@ fn gemv_packed<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
     });
 }
 
-/// Where GEMM reads its `KC × 32` weight slices from.
-#[derive(Clone, Copy)]
-enum Slices<'a> {
-    RawF32(&'a [f32]),
-    RawBf16(&'a [u16]),
-    RawF16(&'a [u16]),
-    PackedF32(&'a PackedWeight),
-    PackedBf16(&'a PackedWeight),
-}
-
 /// Packs `x[m, k]` into `MR`-row tiles per k-slice, `step = how.step()` k-values per element:
 /// slice `[k0, k0+kc)` starts at `k0/step · m_pad`, tile `t` at `t · kcs · MR` inside it
 /// (`kcs = ⌈kc/step⌉`), element `(i, q)` at `q · MR + i`.
@@ -779,15 +835,19 @@ fn pack_x_tiles<I: MatmulIsa>(isa: I, x: &[f32], m: usize, k: usize, mr: usize, 
     });
 }
 
-/// Blocked GEMM for `m > 8` with f32 accumulation: see the module docs.
-fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: usize, out: &mut [f32]) {
+/// Blocked GEMM for `m > 8` with f32 accumulation (see the module docs) against the rows of
+/// `ws` stacked in order (one weight, or several of one packed dtype; not int8): `out` is
+/// `[m, Σ rows]`.
+fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, ws: &[WeightView<'_>], k: usize, out: &mut [f32]) {
     // Balanced tiles: 16 rows run as 8 + 8, not 14 + 2.
     let mr = m.div_ceil(m.div_ceil(I::MR));
     let tiles = m.div_ceil(mr);
     let m_pad = tiles * mr;
-    let panels = n.div_ceil(PANEL);
-    let how = match w {
-        Slices::PackedBf16(_) => XPack::for_weight(isa, PackDType::Bf16),
+    let n: usize = ws.iter().map(WeightView::rows).sum();
+    let panels: usize = ws.iter().map(|w| w.rows().div_ceil(PANEL)).sum();
+    let locate = |g: usize| locate_panel(ws.len(), |i| ws[i].rows(), g);
+    let how = match ws.first() {
+        Some(WeightView::Packed(p)) => XPack::for_weight(isa, p.dtype()),
         _ => XPack::F32,
     };
     let step = how.step();
@@ -799,11 +859,14 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
             let o = optr;
             with_f32_scratch(KC * PANEL, |bs| {
                 // The bytes of the packed slice `(k0, p)`, to prefetch while the previous one runs.
-                let packed_slice = |k0: usize, p: usize| -> Option<&[u8]> {
+                let packed_slice = |k0: usize, g: usize| -> Option<&[u8]> {
                     let kc = KC.min(k - k0);
-                    match w {
-                        Slices::PackedF32(pw) => Some(&pw.panel(p)[k0 * PANEL * 4..(k0 + kc) * PANEL * 4]),
-                        Slices::PackedBf16(pw) => {
+                    let (i, p, _) = locate(g);
+                    match ws[i] {
+                        WeightView::Packed(pw) if pw.dtype() == PackDType::F32 => {
+                            Some(&pw.panel(p)[k0 * PANEL * 4..(k0 + kc) * PANEL * 4])
+                        }
+                        WeightView::Packed(pw) => {
                             let kc2 = kc.div_ceil(2) * 2;
                             Some(&pw.panel(p)[k0 * PANEL * 2..(k0 + kc2) * PANEL * 2])
                         }
@@ -813,23 +876,24 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                 // One k-slice of one panel against every tile of the task, prefetching `next`
                 // (in a share per tile): otherwise the first tile waits for the slice to arrive
                 // from DRAM, about a quarter of the slice's compute time at M = 64.
-                let mut slice = |k0: usize, p: usize, next: Option<(usize, usize)>| {
+                let mut slice = |k0: usize, g: usize, next: Option<(usize, usize)>| {
+                    let (wi, p, col0) = locate(g);
                     let ahead = next.and_then(|(k1, p1)| packed_slice(k1, p1));
                     let per_tile = ahead.map_or(0, |a| a.len().div_ceil(trange.len()).div_ceil(64) * 64);
                     let kc = KC.min(k - k0);
                     let kcs = kc.div_ceil(step);
                     let a_slice = &xp[k0 / step * m_pad..(k0 / step + kcs) * m_pad];
-                    let rows = PANEL.min(n - p * PANEL);
+                    let rows = PANEL.min(ws[wi].rows() - p * PANEL);
                     // SAFETY (all unsafe below): slices are bounds-checked here; the kernels
                     // read `kc × 32` values of `b` and `kc × mr` of each tile of `a_slice`
                     // (dot tiles: `kcs` pairs of each, `how` is `Bf16Pairs` only when the ISA
                     // has them); this task alone writes rows `trange` × columns of panel `p`.
-                    let b: *const f32 = match w {
-                        Slices::PackedF32(pw) => {
+                    let b: *const f32 = match ws[wi] {
+                        WeightView::Packed(pw) if pw.dtype() == PackDType::F32 => {
                             let panel: &[f32] = bytemuck::cast_slice(pw.panel(p));
                             panel[k0 * PANEL..(k0 + kc) * PANEL].as_ptr()
                         }
-                        Slices::PackedBf16(pw) => {
+                        WeightView::Packed(pw) => {
                             let panel: &[u16] = bytemuck::cast_slice(pw.panel(p));
                             let kc2 = kc.div_ceil(2) * 2;
                             let src = &panel[k0 * PANEL..(k0 + kc2) * PANEL];
@@ -841,17 +905,19 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                                 bs.as_ptr()
                             }
                         }
-                        Slices::RawF32(d) => {
-                            let src = &d[p * PANEL * k..];
+                        WeightView::F32 { data, .. } => {
+                            let src = &data[p * PANEL * k..];
                             assert!(src.len() >= (rows - 1) * k + k0 + kc);
                             unsafe { isa.pack_rows_f32(src.as_ptr().add(k0), k, rows, kc, bs.as_mut_ptr()) };
                             bs.as_ptr()
                         }
-                        Slices::RawBf16(d) => {
+                        WeightView::Bf16 { data, .. } => {
+                            let d = bytemuck::cast_slice(data);
                             pack_rows_scalar(d, k, p * PANEL, rows, k0, kc, bs, bf16_bits_to_f32);
                             bs.as_ptr()
                         }
-                        Slices::RawF16(d) => {
+                        WeightView::F16 { data, .. } => {
+                            let d = bytemuck::cast_slice(data);
                             pack_rows_scalar(d, k, p * PANEL, rows, k0, kc, bs, pack::f16_bits_to_f32);
                             bs.as_ptr()
                         }
@@ -864,7 +930,7 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: Slices<'_>, n: usize, k: u
                         let mr_t = mr.min(m - t * mr);
                         let a = a_slice[t * kcs * mr..(t + 1) * kcs * mr].as_ptr();
                         unsafe {
-                            let c = o.0.add(t * mr * n + p * PANEL);
+                            let c = o.0.add(t * mr * n + col0);
                             if how == XPack::Bf16Pairs {
                                 isa.tile_bf16_dot(mr_t, kcs, a.cast(), mr, b.cast(), c, n, rows, k0 > 0);
                             } else {
@@ -925,11 +991,18 @@ fn pack_rows_scalar(
 /// Int8 matmul on a packed weight: quantise `x` per row into `MR_INT8`-row tiles
 /// (`[kq][rows][4]` bytes each), then threads split the panels (and the tiles when panels are
 /// few) and run integer tiles over the full depth.
-fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out: &mut [f32]) {
-    let (n, k) = (w.rows(), w.cols());
-    let kq = w.padded_cols() / 4;
+fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, ws: &[WeightView<'_>], out: &mut [f32]) {
+    let part = |i: usize| match ws[i] {
+        WeightView::Packed(p) => p,
+        // The callers pass packed int8 weights only.
+        _ => unreachable!("matmul_int8: not a packed weight"),
+    };
+    let k = part(0).cols();
+    let kq = part(0).padded_cols() / 4;
+    let n: usize = ws.iter().map(WeightView::rows).sum();
     let tiles = m.div_ceil(MR_INT8);
-    let panels = w.panels();
+    let panels: usize = (0..ws.len()).map(|i| part(i).panels()).sum();
+    let locate = |g: usize| locate_panel(ws.len(), |i| ws[i].rows(), g);
     let unsigned = isa.int8_unsigned();
     let qbytes = m * kq * 4;
     with_scratch(crate::scratch::lines_for(qbytes + m * 4), |lines| {
@@ -965,8 +1038,10 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
             let o = optr;
             // (Prefetching the next panel while the tiles run, as the f32 GEMM does, measured
             // 5-20% slower here: a full-depth int8 panel and the quantised rows fill L2.)
-            for p in prange.clone() {
-                let nc = PANEL.min(n - p * PANEL);
+            for g in prange.clone() {
+                let (wi, p, col0) = locate(g);
+                let w = part(wi);
+                let nc = PANEL.min(w.rows() - p * PANEL);
                 let b = w.panel(p);
                 let comp = &w.compensation()[p * PANEL..(p + 1) * PANEL];
                 let sw = &w.scales()[p * PANEL..(p + 1) * PANEL];
@@ -976,12 +1051,15 @@ fn matmul_int8<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out:
                     // SAFETY: `a` holds `kq·rows·4` bytes, the panel `kq·128`, comp/sw 32 each,
                     // `sx` the tile's rows; this task alone writes these rows × panel columns.
                     unsafe {
-                        let c = o.0.add(t * MR_INT8 * n + p * PANEL);
+                        let c = o.0.add(t * MR_INT8 * n + col0);
                         let (a, b, comp, sx, sw) =
                             (a.as_ptr(), b.as_ptr(), comp.as_ptr(), sx[t * MR_INT8..].as_ptr(), sw.as_ptr());
                         // The task's last tile on this panel brings in its next panel (a one-row tile streams
                         // its panel once, so only tiles of two or more rows re-read it and gain).
-                        let ahead = (rows > 1 && t + 1 == trange.end && p + 1 < prange.end).then(|| w.panel(p + 1));
+                        let ahead = (rows > 1 && t + 1 == trange.end && g + 1 < prange.end).then(|| {
+                            let (wn, pn, _) = locate(g + 1);
+                            part(wn).panel(pn)
+                        });
                         if let Some(ahead) = ahead {
                             isa.tile_int8_ahead(rows, kq, a, rows, b, comp, sx, sw, c, n, nc, ahead);
                         } else if two {

@@ -192,7 +192,7 @@ unsafe fn store_tile<const MR: usize>(acc: &[[__m512; 2]; MR], c: *mut f32, ldc:
 /// The f32 microkernel: `MR` broadcasts of `a` × two vectors of the panel slice per k-step.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_f32_m<const MR: usize>(
+unsafe fn tile_f32_m<const MR: usize, const AHEAD: bool>(
     kc: usize,
     a: *const f32,
     a_ks: usize,
@@ -205,6 +205,11 @@ unsafe fn tile_f32_m<const MR: usize>(
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut pa, mut pb) = (a, b);
     for _ in 0..kc {
+        if AHEAD {
+            // As the bf16 dot tile's: the panel `L1_AHEAD` steps on, into L1.
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * PANEL).cast());
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * PANEL + 16).cast());
+        }
         let b0 = _mm512_loadu_ps(pb);
         let b1 = _mm512_loadu_ps(pb.add(16));
         for (i, acc_i) in acc.iter_mut().enumerate() {
@@ -218,9 +223,10 @@ unsafe fn tile_f32_m<const MR: usize>(
     store_tile::<MR>(&acc, c, ldc, nc, accumulate);
 }
 
+/// The f32 tile for `mr` rows; `AHEAD`: prefetch the weight stream into L1 (GEMM slices).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_f32(
+unsafe fn tile_f32<const AHEAD: bool>(
     mr: usize,
     kc: usize,
     a: *const f32,
@@ -234,7 +240,7 @@ unsafe fn tile_f32(
     macro_rules! go {
         ($($n:literal)*) => {
             match mr {
-                $($n => tile_f32_m::<$n>(kc, a, a_ks, b, c, ldc, nc, accumulate),)*
+                $($n => tile_f32_m::<$n, AHEAD>(kc, a, a_ks, b, c, ldc, nc, accumulate),)*
                 _ => unreachable!("tile_f32: mr = {mr}"),
             }
         };
@@ -308,18 +314,19 @@ unsafe fn tile_bf16(
     }
 }
 
-/// Steps of its weight stream a bf16 dot tile asks L1 for ahead of use (`prefetcht0`, two
-/// cache lines a step): the first tile over a GEMM slice otherwise waits on L2 for each line.
-/// 64-row bf16 GEMM, 2048 × 2048 (old and new binaries alternated): 362 → 381 GFLOP/s; 8 steps
-/// gave 371, 32 no more than 16; `cargo bench --bench matmul` at m64: qkvo 353 → 379, wi 363
-/// → 400. The int8 tile gained nothing from the same (its 8-row tiles already stream).
+/// Steps of its weight stream an f32 or bf16 dot tile on a GEMM slice asks L1 for ahead of use
+/// (`prefetcht0`, two cache lines a step): the first tile over a slice otherwise waits on L2
+/// for each line. 64-row bf16 GEMM, 2048 × 2048 (old and new binaries alternated): 362 → 381
+/// GFLOP/s; 8 steps gave 371, 32 no more than 16; `cargo bench --bench matmul` at m64: bf16
+/// 2048 × 2048 353 → 379, 5120 × 2048 363 → 400; f32 +13%. Decode tiles (DRAM streams, which
+/// the hardware prefetchers cover) do not, and the int8 tile gained nothing from it.
 const L1_AHEAD: usize = 16;
 
 /// The bf16 dot microkernel: per k-pair, `MR` broadcast activation pairs × two vectors of 16
 /// outputs' weight pairs, `vdpbf16ps` into f32 (the even and odd products added to each sum).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_bf16_dot_m<const MR: usize>(
+unsafe fn tile_bf16_dot_m<const MR: usize, const AHEAD: bool>(
     kp: usize,
     a: *const u32,
     a_ks: usize,
@@ -332,10 +339,12 @@ unsafe fn tile_bf16_dot_m<const MR: usize>(
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut pa, mut pb) = (a, b);
     for _ in 0..kp {
-        // The panel's pairs `L1_AHEAD` steps on (past the slice: the panel's next slice, which
-        // comes next); prefetching never faults, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * 2 * PANEL).cast());
-        _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * 2 * PANEL + 32).cast());
+        if AHEAD {
+            // The panel's pairs `L1_AHEAD` steps on (past the slice: the panel's next slice,
+            // which comes next); prefetching never faults, whatever the address.
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * 2 * PANEL).cast());
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * 2 * PANEL + 32).cast());
+        }
         let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.cast()));
         let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(32).cast()));
         for (i, acc_i) in acc.iter_mut().enumerate() {
@@ -351,7 +360,7 @@ unsafe fn tile_bf16_dot_m<const MR: usize>(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_bf16_dot(
+unsafe fn tile_bf16_dot<const AHEAD: bool>(
     mr: usize,
     kp: usize,
     a: *const u32,
@@ -365,7 +374,7 @@ unsafe fn tile_bf16_dot(
     macro_rules! go {
         ($($n:literal)*) => {
             match mr {
-                $($n => tile_bf16_dot_m::<$n>(kp, a, a_ks, b, c, ldc, nc, accumulate),)*
+                $($n => tile_bf16_dot_m::<$n, AHEAD>(kp, a, a_ks, b, c, ldc, nc, accumulate),)*
                 _ => unreachable!("tile_bf16_dot: mr = {mr}"),
             }
         };
@@ -589,7 +598,21 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
         accumulate: bool,
     ) {
-        tile_bf16_dot(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
+        tile_bf16_dot::<false>(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
+    }
+    unsafe fn tile_bf16_dot_slice(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const u32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        tile_bf16_dot::<true>(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
     }
     unsafe fn gemv_rows_f32(
         self,
@@ -639,7 +662,21 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
         accumulate: bool,
     ) {
-        tile_f32(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
+        tile_f32::<false>(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
+    }
+    unsafe fn tile_f32_slice(
+        self,
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        tile_f32::<true>(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
     }
     unsafe fn tile_bf16(
         self,

@@ -330,6 +330,43 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         unreachable!("tile_bf16_dot without bf16_dot()")
     }
 
+    /// [`Self::tile_f32`] on one k-slice of a GEMM, whose weight slice the task's other tiles
+    /// re-read: an implementation may prefetch the weight stream into L1 ahead of use (decode
+    /// streams from DRAM, where the hardware prefetchers do that). Default: [`Self::tile_f32`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_f32_slice(
+        self,
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        a_ks: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        self.tile_f32(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
+    }
+
+    /// [`Self::tile_bf16_dot`] on one k-slice of a GEMM, as [`Self::tile_f32_slice`]. Default:
+    /// [`Self::tile_bf16_dot`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_bf16_dot_slice(
+        self,
+        mr: usize,
+        kp: usize,
+        a: *const u32,
+        a_ks: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        nc: usize,
+        accumulate: bool,
+    ) {
+        self.tile_bf16_dot(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
+    }
+
     /// int8 tile for `mr ≤ MR_INT8`: `acc[i, j] = Σ_q Σ_t A(q, i, t) · B(q, j, t)` with
     /// `A = a[(q·a_ks + i)·4 + t]` (u8 or i8 per [`Self::int8_unsigned`]) and
     /// `B = b[q·128 + 4j + t]` (i8), minus `comp[j]` when unsigned; then
@@ -932,9 +969,9 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, ws: &[WeightView<'_>], k: usi
                         unsafe {
                             let c = o.0.add(t * mr * n + col0);
                             if how == XPack::Bf16Pairs {
-                                isa.tile_bf16_dot(mr_t, kcs, a.cast(), mr, b.cast(), c, n, rows, k0 > 0);
+                                isa.tile_bf16_dot_slice(mr_t, kcs, a.cast(), mr, b.cast(), c, n, rows, k0 > 0);
                             } else {
-                                isa.tile_f32(mr_t, kc, a, mr, b, c, n, rows, k0 > 0);
+                                isa.tile_f32_slice(mr_t, kc, a, mr, b, c, n, rows, k0 > 0);
                             }
                         }
                     }

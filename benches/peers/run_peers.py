@@ -17,10 +17,14 @@ suppressed (so every engine decodes exactly that many tokens). Figures:
                       CTranslate2: (time of N tokens - time of 1 token) / (N - 1), which subtracts its encoder);
   tokens_per_s        batch * steps / decode time;
   peak_rss_bytes      the subprocess's VmHWM (CTranslate2: after conversion, which runs in another process).
-Results go to --json (default benches/peers/results.json) and a Markdown table on stdout.
+Results go to --json (default benches/peers/results.json) and a Markdown table on stdout. With --rounds N the
+engine list runs N times, interleaved (t0, peer, t0, peer, ...), every run kept in the JSON and the table
+showing each engine's median: batch-1 decode is memory-bound, and this VM's bandwidth moves by tens of
+percent from minute to minute, so one run per engine can put two engines in different weather.
 """
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -163,6 +167,10 @@ def main():
     ap.add_argument("--engines", nargs="+",
                     default=["t0:int8", "ct2:int8", "t0:bf16", "hf:bf16", "t0:f32", "ct2:f32", "hf:f32"],
                     help="engine:dtype, run in this order (t0:f32-mmap = t0 with the file's f32 weights mapped)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the engine list this many times, interleaved (t0, peer, t0, peer, ...); the table "
+                         "shows each engine's median (this VM's memory bandwidth moves by tens of percent from "
+                         "minute to minute, which a single run per engine cannot tell from a real difference)")
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--spiece", default=os.path.join(ROOT, "..", "shared", "t5-tokenizer", "spiece.model"),
                     help="spiece.model for a model dir without a tokenizer (CTranslate2's converter loads one)")
@@ -183,48 +191,64 @@ def main():
             os.symlink(os.path.abspath(a.spiece), os.path.join(linked, "spiece.model"))
         a.model = linked
     results = []
-    for batch in a.batch:
-        for ed in a.engines:
-            engine, dtype = ed.split(":")
-            spec = dict(engine=engine, dtype=dtype, model=a.model, batch=batch, input_tokens=a.input_tokens,
-                        new_tokens=a.new_tokens)
-            print(f"== {engine} {dtype} batch {batch}", file=sys.stderr, flush=True)
-            try:
-                if engine == "t0":
-                    r = run_t0(a.t0, a.model, dtype, batch, a.input_tokens, a.new_tokens)
-                else:
-                    if engine == "ct2":
-                        spec["ct2_dir"] = os.path.join(a.work, f"ct2-{dtype}")
-                        q = {"f32": "float32", "int8": "int8"}[dtype]
-                        conv = subprocess.run([sys.executable, "-c",
-                                               f"import sys; sys.path.insert(0, {HERE!r}); import run_peers as r; "
-                                               f"print(r.convert_ct2({a.model!r}, {spec['ct2_dir']!r}, {q!r}))"],
-                                              check=True, capture_output=True, text=True)
-                        spec["convert_s"] = float(conv.stdout.strip().splitlines()[-1])
-                    out = subprocess.run([sys.executable, __file__, "--model", a.model, "--work", a.work,
-                                          "--child", json.dumps(spec)], check=True, capture_output=True, text=True)
-                    r = json.loads(out.stdout.strip().splitlines()[-1])
-                    if "convert_s" in spec:
-                        r["convert_s"] = spec["convert_s"]
-            except subprocess.CalledProcessError as e:
-                print(f"   failed: {e.stderr[-2000:]}", file=sys.stderr)
-                r = dict(error=e.stderr[-500:])
-            r.update(engine=engine, dtype=dtype, batch=batch)
-            print(f"   {json.dumps(r)}", file=sys.stderr, flush=True)
-            results.append(r)
+    plan = [(rnd, batch, ed) for batch in a.batch for rnd in range(a.rounds) for ed in a.engines]
+    for rnd, batch, ed in plan:
+        engine, dtype = ed.split(":")
+        spec = dict(engine=engine, dtype=dtype, model=a.model, batch=batch, input_tokens=a.input_tokens,
+                    new_tokens=a.new_tokens)
+        print(f"== {engine} {dtype} batch {batch} round {rnd + 1}/{a.rounds}", file=sys.stderr, flush=True)
+        try:
+            if engine == "t0":
+                r = run_t0(a.t0, a.model, dtype, batch, a.input_tokens, a.new_tokens)
+            else:
+                if engine == "ct2":
+                    spec["ct2_dir"] = os.path.join(a.work, f"ct2-{dtype}")
+                    q = {"f32": "float32", "int8": "int8"}[dtype]
+                    conv = subprocess.run([sys.executable, "-c",
+                                           f"import sys; sys.path.insert(0, {HERE!r}); import run_peers as r; "
+                                           f"print(r.convert_ct2({a.model!r}, {spec['ct2_dir']!r}, {q!r}))"],
+                                          check=True, capture_output=True, text=True)
+                    spec["convert_s"] = float(conv.stdout.strip().splitlines()[-1])
+                out = subprocess.run([sys.executable, __file__, "--model", a.model, "--work", a.work,
+                                      "--child", json.dumps(spec)], check=True, capture_output=True, text=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                if "convert_s" in spec:
+                    r["convert_s"] = spec["convert_s"]
+        except subprocess.CalledProcessError as e:
+            print(f"   failed: {e.stderr[-2000:]}", file=sys.stderr)
+            r = dict(error=e.stderr[-500:])
+        r.update(engine=engine, dtype=dtype, batch=batch, round=rnd)
+        print(f"   {json.dumps(r)}", file=sys.stderr, flush=True)
+        results.append(r)
     with open(a.json + ".tmp", "w") as f:
-        json.dump(dict(input_tokens=a.input_tokens, new_tokens=a.new_tokens, cpus=os.cpu_count(),
+        json.dump(dict(input_tokens=a.input_tokens, new_tokens=a.new_tokens, cpus=os.cpu_count(), rounds=a.rounds,
                        results=results), f, indent=1)
     os.replace(a.json + ".tmp", a.json)
     print("| engine | dtype | batch | encoder ms | prompt ms (encoder + cross K/V) | decode ms/step | tokens/s | "
           "peak RSS GB |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in results:
+    for r in median_rows(results):
         if "error" in r:
             print(f"| {r['engine']} | {r['dtype']} | {r['batch']} | failed | | | | |")
             continue
         print(f"| {r['engine']} | {r['dtype']} | {r['batch']} | {r['encoder_ms']:.0f} | {r['prompt_ms']:.0f} | "
               f"{r['decode_ms_per_step']:.1f} | {r['tokens_per_s']:.1f} | {r['peak_rss_bytes'] / 1e9:.2f} |")
+
+
+def median_rows(results):
+    """One row per (engine, dtype, batch), first-seen order: each field the median over the rounds that
+    did not fail (the row of a single round as it is)."""
+    keys = list(dict.fromkeys((r["engine"], r["dtype"], r["batch"]) for r in results))
+    rows = []
+    for key in keys:
+        ok = [r for r in results if (r["engine"], r["dtype"], r["batch"]) == key and "error" not in r]
+        if not ok:
+            rows.append(dict(engine=key[0], dtype=key[1], batch=key[2], error="every round failed"))
+            continue
+        fields = ("encoder_ms", "prompt_ms", "decode_ms_per_step", "tokens_per_s", "peak_rss_bytes")
+        rows.append(dict(engine=key[0], dtype=key[1], batch=key[2],
+                         **{f: statistics.median(r[f] for r in ok) for f in fields}))
+    return rows
 
 
 if __name__ == "__main__":

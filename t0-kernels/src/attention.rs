@@ -299,7 +299,6 @@ fn blocked_dims(a: &AttentionArgs<'_>, chunk: usize) -> (usize, usize) {
 #[inline(always)]
 unsafe fn attention_head_blocked<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, optr: *mut f32, buf: &mut [f32]) {
     let d = a.d_kv;
-    let inner = a.heads * d;
     let kv = a.kv_len;
     let (kv_pad, d_pad) = blocked_dims(a, 4 * V::LANES);
     let (scores, rest) = buf.split_at_mut(QB * kv_pad);
@@ -319,32 +318,53 @@ unsafe fn attention_head_blocked<V: F32Vec>(a: &AttentionArgs<'_>, h: usize, opt
     let mut i0 = 0;
     while i0 < a.q_len {
         let rows = QB.min(a.q_len - i0);
-        // Keys the block's furthest-seeing row may see.
-        let n_max = (0..rows).map(|r| a.visible_keys(i0 + r)).max().unwrap_or(0);
-        let q = a.q.as_ptr().add(i0 * a.q_row_stride + h * d);
+        let blk = Block { i0, kt, vh, kv_pad, d_pad };
         match rows {
-            4 => scores_block::<V, 4>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
-            3 => scores_block::<V, 3>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
-            2 => scores_block::<V, 2>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
-            _ => scores_block::<V, 1>(q, a.q_row_stride, d, kt, kv_pad, n_max, scores),
-        }
-        for (r, s) in scores.chunks_exact_mut(kv_pad).take(rows).enumerate() {
-            let n = a.visible_keys(i0 + r);
-            bias_mask_softmax::<V>(a, h, i0 + r, &mut s[..n]);
-            // Keys this row may not see weigh nothing in the block's shared value sums.
-            s[n..n_max].fill(0.0);
-        }
-        // SAFETY: rows `i0..i0+rows`, head `h` of `out` lie inside `out` (checked by the
-        // caller), and only this head's task writes them.
-        let o = optr.add(i0 * inner + h * d);
-        match rows {
-            4 => values_block::<V, 4>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
-            3 => values_block::<V, 3>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
-            2 => values_block::<V, 2>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
-            _ => values_block::<V, 1>(scores, kv_pad, n_max, vh, d_pad, d, o, inner),
+            4 => query_block::<V, 4>(a, h, &blk, scores, optr),
+            3 => query_block::<V, 3>(a, h, &blk, scores, optr),
+            2 => query_block::<V, 2>(a, h, &blk, scores, optr),
+            _ => query_block::<V, 1>(a, h, &blk, scores, optr),
         }
         i0 += rows;
     }
+}
+
+/// One block of the many-query path: its first query row and the head's packed keys and values.
+struct Block<'b> {
+    i0: usize,
+    kt: &'b [f32],
+    vh: &'b [f32],
+    kv_pad: usize,
+    d_pad: usize,
+}
+
+/// Query rows `b.i0..b.i0 + R` of head `h`: their scores, probabilities and outputs.
+///
+/// # Safety
+/// As [`attention_head_blocked`]; `scores` holds `R · kv_pad` values.
+#[inline(always)]
+unsafe fn query_block<V: F32Vec, const R: usize>(
+    a: &AttentionArgs<'_>,
+    h: usize,
+    b: &Block<'_>,
+    scores: &mut [f32],
+    optr: *mut f32,
+) {
+    let (d, i0, inner) = (a.d_kv, b.i0, a.heads * a.d_kv);
+    // Keys the block's furthest-seeing row may see.
+    let n_max = (0..R).map(|r| a.visible_keys(i0 + r)).max().unwrap_or(0);
+    let q = a.q.as_ptr().add(i0 * a.q_row_stride + h * d);
+    scores_block::<V, R>(q, a.q_row_stride, d, b.kt, b.kv_pad, n_max, scores);
+    for (r, s) in scores.chunks_exact_mut(b.kv_pad).take(R).enumerate() {
+        let n = a.visible_keys(i0 + r);
+        bias_mask_softmax::<V>(a, h, i0 + r, &mut s[..n]);
+        // Keys this row may not see weigh nothing in the block's shared value sums.
+        s[n..n_max].fill(0.0);
+    }
+    // SAFETY: rows `i0..i0+R`, head `h` of `out` lie inside `out` (checked by the caller), and
+    // only this head's task writes them.
+    let o = optr.add(i0 * inner + h * d);
+    values_block::<V, R>(scores, b.kv_pad, n_max, b.vh, b.d_pad, d, o, inner);
 }
 
 /// `s[r][j] = Σ_dd q_r[dd] · kt[dd][j]` for `R` query rows (`q_r` at `q + r·q_stride`) and

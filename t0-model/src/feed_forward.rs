@@ -10,6 +10,10 @@ use t0_kernels::Kernels;
 use crate::config::FeedForward as Kind;
 use crate::linear::Linear;
 
+/// Activation values below which a fused block's rows are not split across threads (the
+/// kernels' own threshold for element-wise work, `t0_kernels::backend::PAR_MIN_ELEMS`).
+const ROW_TASK_MIN_ELEMS: usize = 1 << 15;
+
 /// The input projection(s) of a feed-forward block.
 #[derive(Clone, Debug)]
 pub(crate) enum Wi {
@@ -69,12 +73,17 @@ impl FeedForward {
                 } else {
                     // Rows in parallel: each row's gate half is copied into `g` and activated
                     // there against its up half while both are in L1 (one pass, no gather).
+                    // Tasks of at least `ROW_TASK_MIN_ELEMS` values, so a few decode rows stay
+                    // on the calling thread.
                     let g = sized(&mut s.gate, m * d_ff);
-                    g.par_chunks_mut(d_ff.max(1)).zip(both.par_chunks(2 * d_ff.max(1))).for_each(|(gr, row)| {
-                        let (gate, up) = row.split_at(d_ff);
-                        gr.copy_from_slice(gate);
-                        k.gated_activation(act, gr, up);
-                    });
+                    g.par_chunks_mut(d_ff.max(1))
+                        .zip(both.par_chunks(2 * d_ff.max(1)))
+                        .with_min_len(ROW_TASK_MIN_ELEMS.div_ceil(d_ff.max(1)))
+                        .for_each(|(gr, row)| {
+                            let (gate, up) = row.split_at(d_ff);
+                            gr.copy_from_slice(gate);
+                            k.gated_activation(act, gr, up);
+                        });
                     g
                 }
             }

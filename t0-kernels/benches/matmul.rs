@@ -3,7 +3,8 @@
 //! and packed f32 / bf16 / int8.
 //!
 //! - M = 1, 8 (decode): throughput in **bytes of weights** (GB/s). Each iteration uses the
-//!   next of several weight copies totalling ≥ 256 MiB, so weights come from DRAM, as in a real
+//!   next of several weight copies totalling four times the last-level cache (at least 256 MiB;
+//!   `common::rotate_bytes`), so weights come from DRAM, as in a real
 //!   decode step. Each group also has `stream_read`: a plain read of the same number of bytes
 //!   (also rotating through DRAM), the bandwidth ceiling to compare with.
 //! - M = 64, 512: throughput in **flops** (criterion's "elem/s" = FLOP/s).
@@ -24,8 +25,6 @@ const SHAPES: [(&str, usize, usize); 4] = [
     ("lm_head_32128x2048", 32128, 2048),
 ];
 const MS: [usize; 4] = [1, 8, 64, 512];
-/// Bytes of weight copies to rotate through (several times the 32 MiB L3).
-const ROTATE_BYTES: usize = 256 << 20;
 
 /// One weight in every storage we bench, `copies` times.
 enum Weights {
@@ -47,7 +46,8 @@ impl Weights {
 
 fn matmul(c: &mut Criterion) {
     let impls = common::impls();
-    let read_buf = common::rand_vec(2 * ROTATE_BYTES / 4, 7);
+    let rotate = common::rotate_bytes();
+    let read_buf = common::rand_vec(2 * rotate / 4, 7);
     for (name, n, k) in SHAPES {
         let w = common::rand_vec(n * k, 1);
         for storage in ["raw_f32", "f32", "bf16", "int8"] {
@@ -57,7 +57,7 @@ fn matmul(c: &mut Criterion) {
                 "bf16" => Weights::Packed(vec![PackedWeight::from_f32(&w, n, k, PackDType::Bf16)]),
                 _ => Weights::Packed(vec![PackedWeight::from_f32(&w, n, k, PackDType::Int8)]),
             };
-            let copies = ROTATE_BYTES.div_ceil(one.bytes()).max(1);
+            let copies = rotate.div_ceil(one.bytes()).max(1);
             let weights = match one {
                 Weights::Raw(v, n, k) => Weights::Raw(vec![v[0].clone(); copies], n, k),
                 Weights::Packed(p) => Weights::Packed(vec![p[0].clone(); copies]),

@@ -6,7 +6,7 @@
 //! - `peak/bf16`: the bf16 tiles' `vdpbf16ps` on registers (AVX-512 BF16 only); throughput in
 //!   flops (2 per multiply-add).
 //! - `peak/read_1stream`, `peak/read_4streams`: every rayon thread sums its share of a 1 GiB
-//!   buffer (32× the L3) with vector loads, as one sequential stream or as four interleaved
+//!   buffer (at least 4× the last-level cache here) with vector loads, as one sequential stream or as four interleaved
 //!   ones (like a GEMV reading several weight rows); throughput in bytes (GB/s).
 
 mod common;

@@ -163,7 +163,7 @@ macro_rules! simd_kernels {
         // instruction set the `_tf` functions are compiled for.
         impl crate::backend::Kernels for $name {
             fn name(&self) -> &'static str {
-                $label
+                crate::matmul::MatmulIsa::label(self.isa, $label)
             }
             fn matmul(&self, x: &[f32], m: usize, w: &crate::matmul::WeightView<'_>, out: &mut [f32]) {
                 crate::matmul::matmul_with(self.isa, x, m, w, out)
@@ -260,7 +260,12 @@ pub fn available() -> Vec<&'static dyn Kernels> {
     {
         static AVX2: OnceLock<Option<Avx2Kernels>> = OnceLock::new();
         static AVX512: OnceLock<Option<Avx512Kernels>> = OnceLock::new();
+        static AVX512_ALT: OnceLock<Option<Avx512Kernels>> = OnceLock::new();
         if let Some(k) = AVX2.get_or_init(Avx2Kernels::new) {
+            all.push(k);
+        }
+        // With AVX-512 BF16, the bf16 path `avx512` does not take, listed (so tested) before it.
+        if let Some(k) = AVX512_ALT.get_or_init(Avx512Kernels::alternative) {
             all.push(k);
         }
         if let Some(k) = AVX512.get_or_init(Avx512Kernels::new) {
@@ -279,7 +284,9 @@ pub fn available() -> Vec<&'static dyn Kernels> {
 
 /// The best implementation for this CPU, chosen once per process.
 ///
-/// The environment variable `T0_KERNELS` (`scalar`, `avx2`, `avx512`, `neon`) forces one; an
+/// The environment variable `T0_KERNELS` (`scalar`, `avx2`, `avx512`, `neon`, and on CPUs with
+/// AVX-512 BF16 the bf16 path `avx512` does not take: `avx512-bf16dot` or `avx512-bf16widen`,
+/// see [`crate::cpu::bf16_dot_is_fast`]) forces one; an
 /// unknown or unavailable name falls back to the automatic choice with a warning on stderr.
 pub fn select() -> &'static dyn Kernels {
     static CHOSEN: OnceLock<&'static dyn Kernels> = OnceLock::new();

@@ -608,3 +608,20 @@ fn int8_compensation_read_back_equals_the_packed_one() {
         assert!(packed.compensation().iter().any(|&c| c != 0));
     }
 }
+
+/// With AVX-512 BF16 both bf16 GEMM paths are available (so the proptests above cover both):
+/// `avx512` takes the one [`t0_kernels::cpu::bf16_dot_is_fast`] picks, the other is listed
+/// under its own name.
+#[test]
+fn both_bf16_gemm_paths_are_listed_where_the_cpu_has_avx512_bf16() {
+    use t0_kernels::cpu;
+    let names: Vec<&str> = available().iter().map(|k| k.name()).collect();
+    let alt: Vec<&&str> = names.iter().filter(|n| n.starts_with("avx512-bf16")).collect();
+    if cpu::has_avx512() && cpu::has_avx512_bf16() {
+        let other = if cpu::bf16_dot_is_fast() { "avx512-bf16widen" } else { "avx512-bf16dot" };
+        assert_eq!(alt, [&other], "{names:?}");
+        assert!(names.contains(&"avx512"), "{names:?}");
+    } else {
+        assert!(alt.is_empty(), "{names:?}");
+    }
+}

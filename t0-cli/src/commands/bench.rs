@@ -35,7 +35,8 @@ pub struct Args {
     /// it on machines without one)
     #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
     device: super::device::Device,
-    /// Also print how the decode steps' time splits between ops.
+    /// Also print how the time of an encoder pass, of the cross K/V and of a decode step splits
+    /// between ops.
     #[arg(long)]
     profile: bool,
     /// Print the figures as one JSON object.
@@ -170,10 +171,17 @@ pub fn run(a: Args) -> Result<()> {
 
     // Encoder: one warm-up, then the mean of the timed runs.
     let (enc, encoder_ms) = mean_ms(a.encoder_runs, || Ok(model.encode(&refs)?))?;
+    let runs = a.encoder_runs.max(1) as f64 + 1.0; // the profiler also counts the warm-up
+    if let Some(p) = profiler {
+        print_profile(p, "per encoder pass", runs);
+    }
     // The cross-attention keys and values of every decoder layer, once per input (CTranslate2
     // and HF compute them in their first decode step): timed apart, as the rest of the prompt's
     // cost.
     let (cross, cross_kv_ms) = mean_ms(a.encoder_runs, || Ok(model.cross_cache(&enc)))?;
+    if let Some(p) = profiler {
+        print_profile(p, "per cross K/V (every decoder layer)", runs);
+    }
 
     // Decode: a warm-up step in a throwaway state, then `new_tokens` timed steps, each row
     // feeding back its argmax (EOS excluded).
@@ -241,11 +249,7 @@ pub fn run(a: Args) -> Result<()> {
     let peak = peak_rss_bytes().unwrap_or(0);
     let huge = huge_page_bytes().unwrap_or(0);
     if let Some(p) = profiler {
-        eprintln!("per decode step:");
-        for (op, ms, calls) in p.report() {
-            let n = a.new_tokens as f64;
-            eprintln!("  {op:<12} {:>8.2} ms  {:>6.0} calls", ms / n, calls as f64 / n);
-        }
+        print_profile(p, "per decode step", a.new_tokens as f64);
     }
     if a.json {
         println!(
@@ -296,6 +300,17 @@ pub fn run(a: Args) -> Result<()> {
 
 /// Runs `f` once to warm up, then `runs` times (at least once); returns the last result and the
 /// mean milliseconds of the timed runs.
+/// Print the profiler's per-op split divided by `n` runs to stderr, then zero it. Ops that run
+/// on several threads at once (a feed-forward block's per-row activation) add up every thread's
+/// time.
+fn print_profile(p: &Profiled, what: &str, n: f64) {
+    eprintln!("{what}:");
+    for (op, ms, calls) in p.report() {
+        eprintln!("  {op:<12} {:>8.2} ms  {:>6.0} calls", ms / n, calls as f64 / n);
+    }
+    p.reset();
+}
+
 pub fn mean_ms<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(T, f64)> {
     let mut out = f()?;
     let t = Instant::now();

@@ -55,7 +55,7 @@ pub fn check_kernels_env() -> Result<()> {
     if here.contains(&want) {
         return Ok(());
     }
-    if ["scalar", "avx2", "avx512", "neon"].contains(&want) {
+    if ["scalar", "avx2", "avx512", "avx512-bf16dot", "avx512-bf16widen", "neon"].contains(&want) {
         bail!("T0_KERNELS={want}: this CPU cannot run the {want} kernels (it can run: {})", here.join(", "));
     }
     bail!("T0_KERNELS={want:?} is not a kernel set (expected one of: {})", here.join(", "))

@@ -41,3 +41,22 @@ pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Bytes of weight copies a bench rotates through so that its weights come from DRAM: four
+/// times the last-level cache that Linux reports (`/sys/devices/system/cpu/cpu0/cache/index*`),
+/// at least 256 MiB. (A fixed 256 MiB fitted inside the 260 MiB L3 of an Emerald Rapids VM.)
+pub fn rotate_bytes() -> usize {
+    let llc = (0..8)
+        .filter_map(|i| std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size")).ok())
+        .filter_map(|s| {
+            let s = s.trim();
+            let (num, mul) = match s.strip_suffix('K') {
+                Some(n) => (n, 1usize << 10),
+                None => s.strip_suffix('M').map_or((s, 1), |n| (n, 1 << 20)),
+            };
+            num.parse::<usize>().ok().map(|n| n * mul)
+        })
+        .max()
+        .unwrap_or(0);
+    (4 * llc).max(256 << 20)
+}

@@ -14,16 +14,47 @@ const MR: usize = 14;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512 {
     vnni: bool,
+    /// AVX-512 BF16: bf16 weights run through the `vdpbf16ps` dot tiles at `m ≤ 8`.
     bf16: bool,
+    /// Whether the GEMM (`m > 8`) uses the dot tiles too (else the widening f32 tiles).
+    gemm_dot: bool,
+    /// The kernels' name (see [`MatmulIsa::label`]).
+    name: &'static str,
 }
 
 impl Avx512 {
-    /// The kernels, if this CPU has AVX-512 F/BW/VL/DQ (+ FMA, F16C). `T0_BF16_DOT=0` leaves
-    /// `vdpbf16ps` unused (the widening bf16 tiles run instead, on the same rounded
-    /// activations), for A/B benchmarks.
+    /// The kernels, if this CPU has AVX-512 F/BW/VL/DQ (+ FMA, F16C), with the faster of the two
+    /// bf16 GEMM paths on this CPU ([`crate::cpu::bf16_dot_is_fast`]). `T0_BF16_DOT=0` or `=1`
+    /// overrides that choice (for A/B benchmarks; `1` only where the CPU has AVX-512 BF16; `0`
+    /// also keeps decode off `vdpbf16ps`).
     pub(crate) fn detect() -> Option<Self> {
-        let dot = crate::cpu::has_avx512_bf16() && std::env::var("T0_BF16_DOT").as_deref() != Ok("0");
-        crate::cpu::has_avx512().then(|| Avx512 { vnni: crate::cpu::has_avx512_vnni(), bf16: dot })
+        let dot = match std::env::var("T0_BF16_DOT").as_deref() {
+            Ok("0") => false,
+            Ok("1") => crate::cpu::has_avx512_bf16(),
+            _ => crate::cpu::bf16_dot_is_fast(),
+        };
+        Self::with_bf16_dot(dot, "avx512")
+    }
+
+    /// The other bf16 path than [`Self::detect`]'s, named after it (`avx512-bf16dot` or
+    /// `avx512-bf16widen`), where the CPU has AVX-512 BF16 (so that both are tested and can be
+    /// compared); `None` elsewhere.
+    pub(crate) fn alternative() -> Option<Self> {
+        let chosen = Self::detect()?;
+        if !crate::cpu::has_avx512_bf16() {
+            return None;
+        }
+        let dot = !chosen.gemm_dot;
+        Self::with_bf16_dot(dot, if dot { "avx512-bf16dot" } else { "avx512-bf16widen" })
+    }
+
+    /// `dot`: whether the GEMM runs bf16 weights on `vdpbf16ps` (decode does wherever the CPU has
+    /// it, unless `T0_BF16_DOT=0`: there the bandwidth decides, and the dot tile reads a panel
+    /// with fewer instructions than widening it).
+    fn with_bf16_dot(dot: bool, name: &'static str) -> Option<Self> {
+        let bf16 = crate::cpu::has_avx512_bf16() && std::env::var("T0_BF16_DOT").as_deref() != Ok("0");
+        let gemm_dot = dot && bf16;
+        crate::cpu::has_avx512().then(|| Avx512 { vnni: crate::cpu::has_avx512_vnni(), bf16, gemm_dot, name })
     }
 }
 
@@ -573,14 +604,20 @@ unsafe fn pack_rows_f32(w: *const f32, ldw: usize, rows: usize, kc: usize, dst: 
 unsafe impl MatmulIsa for Avx512 {
     const MR: usize = MR;
 
+    fn label(self, _base: &'static str) -> &'static str {
+        self.name
+    }
     fn int8_unsigned(self) -> bool {
         self.vnni
     }
     fn bf16_dot(self) -> bool {
         self.bf16
     }
+    fn bf16_dot_gemm(self) -> bool {
+        self.gemm_dot
+    }
     unsafe fn bf16_pairs(self, x: *const f32, k: usize, dst: *mut u32) {
-        if self.bf16 {
+        if crate::cpu::has_avx512_bf16() {
             bf16_pairs(x, k, dst)
         } else {
             super::default_bf16_pairs(x, k, dst)

@@ -15,8 +15,10 @@
 //!   bf16), and an `MR × 32` register-tile microkernel accumulates in f32.
 //! - packed `Bf16`, any `m`: activations are rounded to bf16 as they are packed, so every
 //!   product is bf16 × bf16 (exact in f32) and only the sums are rounded. With AVX-512 BF16 the
-//!   tiles run `vdpbf16ps` on pairs of them straight from the panel (no widening); elsewhere
-//!   they widen the panel and use the f32 tiles on the rounded activations.
+//!   decode tiles (`m ≤ 8`) run `vdpbf16ps` on pairs of them straight from the panel (no
+//!   widening), and so does the GEMM where that instruction out-runs f32 FMAs (AMD; see
+//!   [`crate::cpu::bf16_dot_is_fast`]); elsewhere the panel is widened (the GEMM widens each
+//!   k-slice once for all its row tiles) and the f32 tiles run on the rounded activations.
 //! - packed `Int8`, any `m`: activations are quantised per row, integer tiles of up to 8 rows
 //!   run against each panel (VNNI `vpdpbusd`, or AVX2 `vpmaddubsw`), then rescale to f32.
 
@@ -191,6 +193,12 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
     /// Rows per f32 GEMM tile.
     const MR: usize;
 
+    /// The name of kernels built on this instruction set; `base` is the instruction set's
+    /// (e.g. `"avx512"`), which is the default.
+    fn label(self, base: &'static str) -> &'static str {
+        base
+    }
+
     /// Whether int8 tiles take activations as `u8 = q + 128` (and subtract the compensation);
     /// otherwise as `i8 = q`.
     fn int8_unsigned(self) -> bool;
@@ -300,9 +308,17 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
         split_tile_bf16(self, mr, kp, a, a_ks, b, c, ldc, nc)
     }
 
-    /// Whether [`Self::tile_bf16_dot`] is available (a bf16 × bf16 dot-product instruction).
+    /// Whether [`Self::tile_bf16_dot`] is available (a bf16 × bf16 dot-product instruction);
+    /// the weight-streaming paths (`m ≤ 8`) use it when it is.
     fn bf16_dot(self) -> bool {
         false
+    }
+
+    /// Whether the GEMM (`m > 8`) runs bf16 weights on [`Self::tile_bf16_dot_slice`] too, rather
+    /// than widening each k-slice once for the f32 tiles: where the dot instruction has fewer
+    /// multiply-adds per cycle than f32 FMAs, widening wins. Default: [`Self::bf16_dot`].
+    fn bf16_dot_gemm(self) -> bool {
+        self.bf16_dot()
     }
 
     /// Rounds `x[..k]` to bf16 pairs in `dst[..⌈k/2⌉]` (low half the even k; the high half of
@@ -735,10 +751,12 @@ enum XPack {
 }
 
 impl XPack {
-    /// The pack for a weight of `dtype` on `isa`.
-    fn for_weight<I: MatmulIsa>(isa: I, dtype: PackDType) -> Self {
+    /// The pack for a weight of `dtype` on `isa`, for the GEMM (`gemm`) or the weight-streaming
+    /// path.
+    fn for_weight<I: MatmulIsa>(isa: I, dtype: PackDType, gemm: bool) -> Self {
+        let dot = if gemm { isa.bf16_dot_gemm() } else { isa.bf16_dot() };
         match dtype {
-            PackDType::Bf16 if isa.bf16_dot() => XPack::Bf16Pairs,
+            PackDType::Bf16 if dot => XPack::Bf16Pairs,
             PackDType::Bf16 => XPack::RoundedBf16,
             _ => XPack::F32,
         }
@@ -814,7 +832,7 @@ fn pack_x_kmajor<I: MatmulIsa>(isa: I, x: &[f32], m: usize, k: usize, how: XPack
 fn gemv_packed<I: MatmulIsa>(isa: I, x: &[f32], m: usize, w: &PackedWeight, out: &mut [f32]) {
     let (n, k, kp) = (w.rows(), w.cols(), w.padded_cols());
     let dtype = w.dtype();
-    let how = XPack::for_weight(isa, dtype);
+    let how = XPack::for_weight(isa, dtype, false);
     with_f32_scratch(kp / how.step() * m, |xp| {
         pack_x_kmajor(isa, x, m, k, how, xp);
         let xp: &[f32] = xp;
@@ -886,7 +904,7 @@ fn gemm<I: MatmulIsa>(isa: I, x: &[f32], m: usize, ws: &[WeightView<'_>], k: usi
     let panels: usize = ws.iter().map(|w| w.rows().div_ceil(PANEL)).sum();
     let locate = |g: usize| locate_panel(ws.len(), |i| ws[i].rows(), g);
     let how = match ws.first() {
-        Some(WeightView::Packed(p)) => XPack::for_weight(isa, p.dtype()),
+        Some(WeightView::Packed(p)) => XPack::for_weight(isa, p.dtype(), true),
         _ => XPack::F32,
     };
     let step = how.step();

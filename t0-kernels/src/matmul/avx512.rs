@@ -223,7 +223,7 @@ unsafe fn store_tile<const MR: usize>(acc: &[[__m512; 2]; MR], c: *mut f32, ldc:
 /// The f32 microkernel: `MR` broadcasts of `a` × two vectors of the panel slice per k-step.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_f32_m<const MR: usize, const AHEAD: bool>(
+unsafe fn tile_f32_m<const MR: usize, const AHEAD: usize>(
     kc: usize,
     a: *const f32,
     a_ks: usize,
@@ -236,10 +236,10 @@ unsafe fn tile_f32_m<const MR: usize, const AHEAD: bool>(
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut pa, mut pb) = (a, b);
     for _ in 0..kc {
-        if AHEAD {
-            // As the bf16 dot tile's: the panel `L1_AHEAD` steps on, into L1.
-            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * PANEL).cast());
-            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * PANEL + 16).cast());
+        if AHEAD > 0 {
+            // As the bf16 dot tile's: the panel `AHEAD` steps on, into L1.
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(AHEAD * PANEL).cast());
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(AHEAD * PANEL + 16).cast());
         }
         let b0 = _mm512_loadu_ps(pb);
         let b1 = _mm512_loadu_ps(pb.add(16));
@@ -254,10 +254,10 @@ unsafe fn tile_f32_m<const MR: usize, const AHEAD: bool>(
     store_tile::<MR>(&acc, c, ldc, nc, accumulate);
 }
 
-/// The f32 tile for `mr` rows; `AHEAD`: prefetch the weight stream into L1 (GEMM slices).
+/// The f32 tile for `mr` rows, prefetching its weight stream `AHEAD` steps ahead into L1 (0: not).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_f32<const AHEAD: bool>(
+unsafe fn tile_f32<const AHEAD: usize>(
     mr: usize,
     kc: usize,
     a: *const f32,
@@ -349,15 +349,43 @@ unsafe fn tile_bf16(
 /// (`prefetcht0`, two cache lines a step): the first tile over a slice otherwise waits on L2
 /// for each line. 64-row bf16 GEMM, 2048 × 2048 (old and new binaries alternated): 362 → 381
 /// GFLOP/s; 8 steps gave 371, 32 no more than 16; `cargo bench --bench matmul` at m64: bf16
-/// 2048 × 2048 353 → 379, 5120 × 2048 363 → 400; f32 +13%. Decode tiles (DRAM streams, which
-/// the hardware prefetchers cover) do not, and the int8 tile gained nothing from it.
+/// 2048 × 2048 353 → 379, 5120 × 2048 363 → 400; f32 +13%.
 const L1_AHEAD: usize = 16;
+
+/// Steps (128 bytes of the panel each, in every tile kind) that a tile streaming its panel from
+/// DRAM asks L1 for ahead of use: the decode tiles (`m ≤ 8`, f32, bf16 dot, int8) and the int8
+/// GEMM's full-depth tiles. Without it, the hardware prefetchers ran ahead of a tile far
+/// enough only while the tile itself was faster than DRAM: on an Emerald Rapids VM a 5120 × 2048
+/// weight streamed at 18 (f32), 13 (bf16) and 17 (int8) GiB/s with 8 rows and 24 GiB/s with one
+/// bf16 row, against a 28–30 GiB/s read ceiling; 32 steps ahead: 26, 21, 24 and 30 GiB/s
+/// (16 steps: 25, 20, 23, 29; 64 and 128 no better than 32). On the Zen 4 VM, 16 steps had
+/// measured anywhere from 5% worse to 25% better with that machine's bandwidth of the moment.
+const DRAM_AHEAD: usize = 32;
+
+/// Whether the DRAM-streaming tiles prefetch [`DRAM_AHEAD`] steps ahead: yes, unless
+/// `T0_DECODE_AHEAD=0` (read once; for A/B runs).
+fn dram_prefetch() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("T0_DECODE_AHEAD").as_deref() != Ok("0"))
+}
+
+/// Calls tile kernel `$f::<AHEAD>` with [`DRAM_AHEAD`] or, when [`dram_prefetch`] is off, 0.
+macro_rules! dram_tile {
+    ($f:ident($($arg:expr),*)) => {
+        if dram_prefetch() {
+            $f::<DRAM_AHEAD>($($arg),*)
+        } else {
+            $f::<0>($($arg),*)
+        }
+    };
+}
 
 /// The bf16 dot microkernel: per k-pair, `MR` broadcast activation pairs × two vectors of 16
 /// outputs' weight pairs, `vdpbf16ps` into f32 (the even and odd products added to each sum).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_bf16_dot_m<const MR: usize, const AHEAD: bool>(
+unsafe fn tile_bf16_dot_m<const MR: usize, const AHEAD: usize>(
     kp: usize,
     a: *const u32,
     a_ks: usize,
@@ -370,11 +398,11 @@ unsafe fn tile_bf16_dot_m<const MR: usize, const AHEAD: bool>(
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut pa, mut pb) = (a, b);
     for _ in 0..kp {
-        if AHEAD {
-            // The panel's pairs `L1_AHEAD` steps on (past the slice: the panel's next slice,
+        if AHEAD > 0 {
+            // The panel's pairs `AHEAD` steps on (past the slice: the panel's next slice,
             // which comes next); prefetching never faults, whatever the address.
-            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * 2 * PANEL).cast());
-            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(L1_AHEAD * 2 * PANEL + 32).cast());
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(AHEAD * 2 * PANEL).cast());
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(AHEAD * 2 * PANEL + 32).cast());
         }
         let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.cast()));
         let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(32).cast()));
@@ -391,7 +419,7 @@ unsafe fn tile_bf16_dot_m<const MR: usize, const AHEAD: bool>(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_bf16_dot<const AHEAD: bool>(
+unsafe fn tile_bf16_dot<const AHEAD: usize>(
     mr: usize,
     kp: usize,
     a: *const u32,
@@ -435,7 +463,7 @@ unsafe fn bf16_pairs(x: *const f32, k: usize, dst: *mut u32) {
 /// convert and scale.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_int8_vnni_m<const MR: usize>(
+unsafe fn tile_int8_vnni_m<const MR: usize, const AHEAD: usize>(
     kq: usize,
     a: *const u8,
     a_ks: usize,
@@ -450,6 +478,10 @@ unsafe fn tile_int8_vnni_m<const MR: usize>(
     let mut acc = [[_mm512_setzero_si512(); 2]; MR];
     let (mut pa, mut pb) = (a, b);
     for _ in 0..kq {
+        if AHEAD > 0 {
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(AHEAD * 4 * PANEL).cast());
+            _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add(AHEAD * 4 * PANEL + 64).cast());
+        }
         let b0 = _mm512_loadu_si512(pb.cast());
         let b1 = _mm512_loadu_si512(pb.add(64).cast());
         for (i, acc_i) in acc.iter_mut().enumerate() {
@@ -476,7 +508,7 @@ unsafe fn tile_int8_vnni_m<const MR: usize>(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_int8_vnni(
+unsafe fn tile_int8_vnni<const AHEAD: usize>(
     mr: usize,
     kq: usize,
     a: *const u8,
@@ -492,7 +524,7 @@ unsafe fn tile_int8_vnni(
     macro_rules! go {
         ($($n:literal)*) => {
             match mr {
-                $($n => tile_int8_vnni_m::<$n>(kq, a, a_ks, b, comp, sx, sw, c, ldc, nc),)*
+                $($n => tile_int8_vnni_m::<$n, AHEAD>(kq, a, a_ks, b, comp, sx, sw, c, ldc, nc),)*
                 _ => unreachable!("tile_int8: mr = {mr}"),
             }
         };
@@ -635,7 +667,7 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
         accumulate: bool,
     ) {
-        tile_bf16_dot::<false>(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
+        dram_tile!(tile_bf16_dot(mr, kp, a, a_ks, b, c, ldc, nc, accumulate))
     }
     unsafe fn tile_bf16_dot_slice(
         self,
@@ -649,7 +681,7 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
         accumulate: bool,
     ) {
-        tile_bf16_dot::<true>(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
+        tile_bf16_dot::<L1_AHEAD>(mr, kp, a, a_ks, b, c, ldc, nc, accumulate)
     }
     unsafe fn gemv_rows_f32(
         self,
@@ -699,7 +731,7 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
         accumulate: bool,
     ) {
-        tile_f32::<false>(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
+        dram_tile!(tile_f32(mr, kc, a, a_ks, b, c, ldc, nc, accumulate))
     }
     unsafe fn tile_f32_slice(
         self,
@@ -713,7 +745,7 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
         accumulate: bool,
     ) {
-        tile_f32::<true>(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
+        tile_f32::<L1_AHEAD>(mr, kc, a, a_ks, b, c, ldc, nc, accumulate)
     }
     unsafe fn tile_bf16(
         self,
@@ -743,7 +775,7 @@ unsafe impl MatmulIsa for Avx512 {
         nc: usize,
     ) {
         if self.vnni {
-            tile_int8_vnni(mr, kq, a, a_ks, b, comp, sx, sw, c, ldc, nc)
+            dram_tile!(tile_int8_vnni(mr, kq, a, a_ks, b, comp, sx, sw, c, ldc, nc))
         } else {
             // Every AVX-512 CPU has AVX2; the AVX2 tile takes signed activations.
             super::avx2::Avx2::assume().tile_int8(mr, kq, a, a_ks, b, comp, sx, sw, c, ldc, nc)

@@ -349,8 +349,9 @@ pub(crate) unsafe trait MatmulIsa: Copy + Send + Sync {
     }
 
     /// [`Self::tile_f32`] on one k-slice of a GEMM, whose weight slice the task's other tiles
-    /// re-read: an implementation may prefetch the weight stream into L1 ahead of use (decode
-    /// streams from DRAM, where the hardware prefetchers do that). Default: [`Self::tile_f32`].
+    /// re-read: an implementation may prefetch the weight stream into L1 ahead of use, nearer
+    /// than [`Self::tile_f32`] does, which streams from DRAM (decode). Default:
+    /// [`Self::tile_f32`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile_f32_slice(
         self,

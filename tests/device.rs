@@ -14,7 +14,7 @@ use std::sync::Arc;
 use common::*;
 use serde_json::Value;
 use t0_model::device::{Backend, DeviceDType, DeviceModel, HostBackend};
-use t0_model::{LoadOptions, PackDType, T5Model};
+use t0_model::{GenerationConfig, LoadOptions, PackDType, T5Model};
 
 /// Teacher-forced logits, one decode step per decoder input token.
 fn device_teacher_logits<B: Backend>(dev: &DeviceModel<B>, case: &Value) -> Vec<f32> {
@@ -58,6 +58,7 @@ fn check_against_hf<B: Backend>(make: impl Fn() -> B, dtype: DeviceDType, tol: f
                 let greedy = ids(&case["greedy"]["token_ids"]);
                 let got = dev.generate_greedy(&[&input], 12).unwrap();
                 assert_eq!(got[0], greedy, "{what} greedy");
+                check_generation(&dev, &model, case, tol, &what);
                 inputs.push((input, greedy));
             }
         }
@@ -69,6 +70,50 @@ fn check_against_hf<B: Backend>(make: impl Fn() -> B, dtype: DeviceDType, tol: f
             }
         }
     }
+}
+
+/// `DeviceModel::generate` against HF: greedy (also with a minimum length) ids and log-probs,
+/// beam search ids and scores (one and two returned sequences); sampling against the CPU model
+/// with the same seed.
+fn check_generation<B: Backend>(dev: &DeviceModel<B>, cpu: &T5Model, case: &Value, tol: f32, what: &str) {
+    let input = ids(&case["input_ids"]);
+    let one = std::slice::from_ref(&input);
+    for key in ["greedy", "greedy_min"] {
+        let g = &case[key];
+        let cfg = GenerationConfig {
+            max_new_tokens: g["max_new_tokens"].as_u64().unwrap() as usize,
+            min_new_tokens: g["min_new_tokens"].as_u64().unwrap() as usize,
+            ..Default::default()
+        };
+        let out = dev.generate(one, &cfg).unwrap();
+        assert_eq!(out[0][0].token_ids, ids(&g["token_ids"]), "{what} {key} ids");
+        assert_close(&out[0][0].token_logprobs, &floats(&g["token_logprobs"]), tol, &format!("{what} {key}"));
+    }
+    let cfg = GenerationConfig { max_new_tokens: 12, num_beams: 4, ..Default::default() };
+    for (key, cfg) in [("beam4", cfg.clone()), ("beam4_ret2", GenerationConfig { num_return_sequences: 2, ..cfg })] {
+        let b = &case[key];
+        let out = dev.generate(one, &cfg).unwrap();
+        let (want_ids, want_scores) = match key {
+            "beam4" => (vec![b["token_ids"].clone()], vec![b["sequence_score"].as_f64().unwrap() as f32]),
+            _ => (b["token_ids"].as_array().unwrap().clone(), floats(&b["sequence_scores"])),
+        };
+        assert_eq!(out[0].len(), want_ids.len(), "{what} {key}: sequences returned");
+        for (j, (g, want)) in out[0].iter().zip(&want_ids).enumerate() {
+            assert_eq!(g.token_ids, ids(want), "{what} {key} sequence {j} ids");
+            let s = g.score.unwrap();
+            assert!((s - want_scores[j]).abs() <= tol, "{what} {key} sequence {j} score {s} vs {}", want_scores[j]);
+        }
+    }
+    let cfg = GenerationConfig {
+        max_new_tokens: 8,
+        do_sample: true,
+        top_k: 5,
+        temperature: 1.5,
+        seed: 7,
+        ..Default::default()
+    };
+    let (got, want) = (dev.generate(one, &cfg).unwrap(), cpu.generate(one, &cfg).unwrap());
+    assert_eq!(got[0][0].token_ids, want[0][0].token_ids, "{what} sampled ids, same seed as the CPU model");
 }
 
 #[test]
@@ -96,6 +141,46 @@ fn bad_inputs_are_errors() {
     assert!(dev.step(&mut state, &[vocab]).is_err(), "token out of range");
     dev.step(&mut state, &[0]).unwrap();
     assert!(dev.step(&mut state, &[0]).is_err(), "past the state's capacity");
+    assert!(dev.select_rows(&mut state, &[1]).is_err(), "a row the state does not have");
+    assert!(dev.generate(&[vec![]], &GenerationConfig::greedy(3)).is_err(), "an empty input");
+    assert!(dev.generate(&[vec![vocab]], &GenerationConfig::greedy(3)).is_err(), "an id out of range");
+    let bad = GenerationConfig { num_beams: 2, num_return_sequences: 3, ..GenerationConfig::greedy(3) };
+    assert!(dev.generate(&[vec![5, 1]], &bad).is_err(), "more sequences than beams");
+}
+
+/// Rows selected from a state (repeated, reordered, more rows than it started with) decode as
+/// the rows they were copied from.
+#[test]
+fn selected_rows_keep_their_caches() {
+    let dir = fixture_models().into_iter().next().unwrap();
+    let model = T5Model::from_dir(&dir).unwrap();
+    let dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32).unwrap();
+    let vocab = model.config().vocab_size;
+    let (a, b) = (Arc::new(dev.encode(&[37, 8, 5, 1]).unwrap()), Arc::new(dev.encode(&[12, 1]).unwrap()));
+    let mut state = dev.start(vec![a, b], 4).unwrap();
+    dev.step(&mut state, &[0, 0]).unwrap();
+    dev.step(&mut state, &[7, 9]).unwrap();
+    // Row 1 twice, then row 0: three rows from two.
+    dev.select_rows(&mut state, &[1, 1, 0]).unwrap();
+    assert_eq!(state.rows(), 3);
+    dev.step(&mut state, &[4, 4, 4]).unwrap();
+    let got = dev.logits(&state).unwrap();
+    let mut plain = dev.start(vec![Arc::new(dev.encode(&[37, 8, 5, 1]).unwrap())], 4).unwrap();
+    for t in [0, 7, 4] {
+        dev.step(&mut plain, &[t]).unwrap();
+    }
+    let row0 = dev.logits(&plain).unwrap();
+    let mut plain = dev.start(vec![Arc::new(dev.encode(&[12, 1]).unwrap())], 4).unwrap();
+    for t in [0, 9, 4] {
+        dev.step(&mut plain, &[t]).unwrap();
+    }
+    let row1 = dev.logits(&plain).unwrap();
+    assert_close(&got[..vocab], &row1, 1e-5, "row 0 is the old row 1");
+    assert_close(&got[vocab..2 * vocab], &row1, 1e-5, "row 1 is the old row 1");
+    assert_close(&got[2 * vocab..], &row0, 1e-5, "row 2 is the old row 0");
+    // And down to one row.
+    dev.select_rows(&mut state, &[2]).unwrap();
+    assert_eq!(state.rows(), 1);
 }
 
 /// How far CUDA's bf16 (f32 activations) may sit from the CPU's bf16 model (activations rounded

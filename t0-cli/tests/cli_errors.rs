@@ -736,8 +736,9 @@ fn bench_devices() {
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
 }
 
-/// `t0 generate --device host`: the device path's greedy ids and text equal the CPU model's, for
-/// a text prompt and two id inputs decoded together; options it cannot honour are errors.
+/// `t0 generate --device host`: the device path's ids and text equal the CPU model's (greedy,
+/// beam search, sampling), for a text prompt and two id inputs; options it cannot honour are
+/// errors.
 #[test]
 fn generate_on_a_device() {
     let m = fixture("models/t0-tiny");
@@ -769,8 +770,17 @@ fn generate_on_a_device() {
     assert_eq!(cpu.len(), 3);
     assert!(cpu.iter().all(|(ids, _)| !ids.as_array().unwrap().is_empty()), "{cpu:?}");
     assert_eq!(cpu, dev);
-    let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "host", "--num-beams", "2"]);
-    assert_fails(code, &err, "--device host decodes greedily only");
+    // Beam search and sampling run on a device as on the CPU.
+    for extra in [&["--num-beams", "3", "--num-return-sequences", "2"][..], &["--top-k", "4", "--seed", "3"][..]] {
+        let a = [&args[..], extra].concat();
+        let (code, cpu, err) = t0(&a);
+        assert_eq!(code, 0, "{err}");
+        let (code, dev, err) = t0(&[&a[..], &["--device", "host"]].concat());
+        assert_eq!(code, 0, "{err}");
+        let (cpu, dev) = (pick(&cpu), pick(&dev));
+        assert_eq!(cpu.len(), if extra[0] == "--num-beams" { 6 } else { 3 }, "{extra:?}");
+        assert_eq!(cpu, dev, "{extra:?}");
+    }
     let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "host", "--dtype", "int8"]);
     assert_fails(code, &err, "--dtype int8 is not available on a device");
     let (code, _, err) =

@@ -2,6 +2,7 @@
 //! [`crate::beam`]. Every input of a batch is decoded in one batched step; rows finish
 //! independently and are dropped from the batch when they do.
 
+use crate::decoding::Decoding;
 use crate::logits_process::{process, warp};
 use crate::sampling::Rng;
 use crate::{GenerationConfig, Result, T5Model};
@@ -23,9 +24,6 @@ pub struct Generated {
 /// Tokens reserved up front in each output (larger `max_new_tokens` grow as they go, so a huge
 /// limit does not allocate for tokens never generated).
 const RESERVE_MAX: usize = 1024;
-/// Positions reserved up front in the self-attention caches (about 0.4 MB per position and row
-/// for T0_3B, so only a short run is reserved; longer ones grow the caches geometrically).
-const CACHE_RESERVE_MAX: usize = 64;
 
 /// Index of the first maximum (as `torch.argmax`).
 pub(crate) fn argmax(xs: &[f32]) -> usize {
@@ -61,74 +59,94 @@ impl T5Model {
         &self,
         inputs: &[Vec<u32>],
         cfg: &GenerationConfig,
-        mut on_token: impl FnMut(usize, u32),
+        on_token: impl FnMut(usize, u32),
     ) -> Result<Vec<Vec<Generated>>> {
-        cfg.validate()?;
-        for (i, x) in inputs.iter().enumerate() {
-            self.check_input(i, x)?;
-        }
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        if cfg.num_beams > 1 {
-            return inputs.iter().map(|x| self.beam_search(x, cfg)).collect();
-        }
-        let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
-        let enc = self.encode(&refs)?;
-        let cross = self.cross_cache(&enc);
-        let mut state = self.decoder_state(cross, (0..inputs.len()).collect())?;
-        let c = self.config();
-        let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
-        let mut rng = Rng::new(cfg.seed);
-        let mut out = vec![Generated { token_ids: Vec::new(), token_logprobs: Vec::new(), score: None }; inputs.len()];
-        // Decoder input so far of each output (start token included), for the processors.
-        let mut seqs: Vec<Vec<u32>> = (0..inputs.len())
-            .map(|_| {
-                let mut s = Vec::with_capacity(cfg.max_new_tokens.min(RESERVE_MAX) + 1);
-                s.push(c.decoder_start_token_id);
-                s
-            })
-            .collect();
-        // `alive[r]` is the output index of the state's row r.
-        let mut alive: Vec<usize> = (0..inputs.len()).collect();
-        // Steps reuse these and the state's buffers: a step allocates only when rows finish.
-        let (mut next, mut keep) = (Vec::with_capacity(alive.len()), Vec::with_capacity(alive.len()));
-        state.reserve(cfg.max_new_tokens.min(CACHE_RESERVE_MAX) + 1);
-        for g in &mut out {
-            g.token_ids.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
-            g.token_logprobs.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
-        }
-        for _ in 0..cfg.max_new_tokens {
-            next.clear();
-            next.extend(alive.iter().map(|&o| *seqs[o].last().unwrap_or(&0)));
-            let logits = self.decode_step(&mut state, &next, 1)?;
-            keep.clear();
-            for (row, &o) in alive.iter().enumerate() {
-                let l = &mut logits[row * vocab..(row + 1) * vocab];
-                process(l, &seqs[o], cfg, eos);
-                let tok = if cfg.do_sample {
-                    warp(l, cfg);
-                    rng.sample(l)
-                } else {
-                    argmax(l)
-                };
-                self.kernels().log_softmax(l);
-                out[o].token_ids.push(tok as u32);
-                out[o].token_logprobs.push(l[tok]);
-                seqs[o].push(tok as u32);
-                on_token(o, tok as u32);
-                if tok != eos {
-                    keep.push(row);
-                }
-            }
-            if keep.is_empty() {
-                break;
-            }
-            if keep.len() != alive.len() {
-                state.select_rows(&keep)?;
-                alive = keep.iter().map(|&r| alive[r]).collect();
-            }
-        }
-        Ok(out.into_iter().map(|g| vec![g]).collect())
+        generate_with(self, inputs, cfg, |i, x| self.check_input(i, x), on_token)
     }
+}
+
+/// Generation on any [`Decoding`] model: `cfg` and each input checked (`check(index, input)`),
+/// then beam search input by input, or greedy search / sampling of all inputs together.
+pub(crate) fn generate_with<D: Decoding>(
+    d: &D,
+    inputs: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    check: impl Fn(usize, &[u32]) -> Result<()>,
+    on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Vec<Generated>>> {
+    cfg.validate()?;
+    for (i, x) in inputs.iter().enumerate() {
+        check(i, x)?;
+    }
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if cfg.num_beams > 1 {
+        return inputs.iter().map(|x| crate::beam::beam_search(d, x, cfg)).collect();
+    }
+    let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
+    search(d, &refs, cfg, on_token)
+}
+
+/// Greedy search or sampling (`cfg.num_beams == 1`) of every input together, one row each, on
+/// any [`Decoding`] model; inputs and `cfg` already checked.
+fn search<D: Decoding>(
+    d: &D,
+    refs: &[&[u32]],
+    cfg: &GenerationConfig,
+    mut on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Vec<Generated>>> {
+    let mut state = d.begin(refs, (0..refs.len()).collect(), cfg.max_new_tokens)?;
+    let c = d.config();
+    let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
+    let mut rng = Rng::new(cfg.seed);
+    let mut out = vec![Generated { token_ids: Vec::new(), token_logprobs: Vec::new(), score: None }; refs.len()];
+    // Decoder input so far of each output (start token included), for the processors.
+    let mut seqs: Vec<Vec<u32>> = (0..refs.len())
+        .map(|_| {
+            let mut s = Vec::with_capacity(cfg.max_new_tokens.min(RESERVE_MAX) + 1);
+            s.push(c.decoder_start_token_id);
+            s
+        })
+        .collect();
+    // `alive[r]` is the output index of the state's row r.
+    let mut alive: Vec<usize> = (0..refs.len()).collect();
+    // Steps reuse these and the state's buffers: a step allocates only when rows finish.
+    let (mut next, mut keep) = (Vec::with_capacity(alive.len()), Vec::with_capacity(alive.len()));
+    for g in &mut out {
+        g.token_ids.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
+        g.token_logprobs.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
+    }
+    for _ in 0..cfg.max_new_tokens {
+        next.clear();
+        next.extend(alive.iter().map(|&o| *seqs[o].last().unwrap_or(&0)));
+        let logits = d.step(&mut state, &next)?;
+        keep.clear();
+        for (row, &o) in alive.iter().enumerate() {
+            let l = &mut logits[row * vocab..(row + 1) * vocab];
+            process(l, &seqs[o], cfg, eos);
+            let tok = if cfg.do_sample {
+                warp(l, cfg);
+                rng.sample(l)
+            } else {
+                argmax(l)
+            };
+            d.log_softmax(l);
+            out[o].token_ids.push(tok as u32);
+            out[o].token_logprobs.push(l[tok]);
+            seqs[o].push(tok as u32);
+            on_token(o, tok as u32);
+            if tok != eos {
+                keep.push(row);
+            }
+        }
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() != alive.len() {
+            d.select_rows(&mut state, &keep)?;
+            alive = keep.iter().map(|&r| alive[r]).collect();
+        }
+    }
+    Ok(out.into_iter().map(|g| vec![g]).collect())
 }

@@ -43,6 +43,7 @@ pub mod cache;
 pub mod config;
 pub mod convert;
 pub mod decoder;
+mod decoding;
 pub mod device;
 pub mod encoder;
 mod error;

@@ -424,11 +424,7 @@ impl T5Model {
     /// Check one input before it is queued: not empty, every id in the vocabulary, not longer
     /// than [`T5Model::max_input_tokens`]. `index` names it in the error.
     pub fn check_input(&self, index: usize, ids: &[u32]) -> Result<()> {
-        if ids.is_empty() {
-            return Err(ModelError::InvalidArgument(format!(
-                "input {index} is empty: an input needs at least one token (an empty prompt is `</s>`)"
-            )));
-        }
+        check_not_empty(index, ids)?;
         if ids.len() > self.max_input_tokens {
             return Err(ModelError::InputTooLong { index, tokens: ids.len(), limit: self.max_input_tokens });
         }
@@ -645,4 +641,14 @@ impl T5Model {
 /// an encoder pass, a cross cache or a decode step is handed over once, as a whole.
 fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
+}
+
+/// Input `index` must hold at least one token.
+pub(crate) fn check_not_empty(index: usize, ids: &[u32]) -> Result<()> {
+    if ids.is_empty() {
+        return Err(ModelError::InvalidArgument(format!(
+            "input {index} is empty: an input needs at least one token (an empty prompt is `</s>`)"
+        )));
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use t0_model::device::{Backend, DeviceDType, DeviceModel};
-use t0_model::T5Model;
+use t0_model::{Generated, GenerationConfig, T5Model};
 
 /// Where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,19 +163,18 @@ impl DeviceJob for Bench<'_> {
     }
 }
 
-/// Greedy generation on a device as a [`DeviceJob`]: uploads the model and decodes each input
-/// for up to `max_new` tokens ([`DeviceModel::generate_greedy`]).
-pub struct Greedy<'a> {
+/// Generation on a device as a [`DeviceJob`]: uploads the model, then greedy search, sampling or
+/// beam search of each input as `cfg` says ([`DeviceModel::generate`]).
+pub struct Generate<'a> {
     pub dtype: DeviceDType,
     pub inputs: &'a [Vec<u32>],
-    pub max_new: usize,
+    pub cfg: &'a GenerationConfig,
 }
 
-impl DeviceJob for Greedy<'_> {
-    type Output = Vec<Vec<u32>>;
-    fn run<B: Backend>(self, model: &T5Model, backend: B) -> Result<Vec<Vec<u32>>> {
+impl DeviceJob for Generate<'_> {
+    type Output = Vec<Vec<Generated>>;
+    fn run<B: Backend>(self, model: &T5Model, backend: B) -> Result<Vec<Vec<Generated>>> {
         let (dev, _) = upload(model, backend, self.dtype)?;
-        let inputs: Vec<&[u32]> = self.inputs.iter().map(Vec::as_slice).collect();
-        Ok(dev.generate_greedy(&inputs, self.max_new)?)
+        Ok(dev.generate(self.inputs, self.cfg)?)
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use t0_model::{EarlyStopping, GenerationConfig};
+use t0_model::{EarlyStopping, Generated, GenerationConfig, Tokenizer};
 
 /// Options of `t0 generate`.
 #[derive(Debug, clap::Args)]
@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Where to run: cpu (default), host (the device path on host memory) or `cuda[:N]` (feature
-    /// `cuda`). Off the CPU: greedy decoding, `--dtype` f32 or bf16, no token_logprobs.
+    /// `cuda`). Off the CPU: `--dtype` f32 or bf16, no `--input FILE`.
     #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
     device: super::device::Device,
 }
@@ -178,10 +178,17 @@ pub fn run(a: Args) -> Result<()> {
         }
         return Ok(());
     }
-    for (input, seqs) in inputs.iter().zip(&out) {
+    print_results(&inputs, &out, tokenizer, a.json);
+    Ok(())
+}
+
+/// Prints each input's sequences: text (or ids without a tokenizer), or with `json` one object
+/// per sequence.
+fn print_results(inputs: &[Vec<u32>], out: &[Vec<Generated>], tokenizer: Option<&Tokenizer>, json: bool) {
+    for (input, seqs) in inputs.iter().zip(out) {
         for g in seqs {
             let text = tokenizer.map(|tk| tk.decode(&g.token_ids, true));
-            if a.json {
+            if json {
                 let mut v = serde_json::json!({ "token_ids": g.token_ids, "token_logprobs": g.token_logprobs });
                 if let Some(t) = &text {
                     v["text"] = t.clone().into();
@@ -198,49 +205,20 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// `t0 generate --device host|cuda[:N]`: the model loaded as stored (memory map), uploaded, then
-/// greedy decoding of all inputs together on the device ([`super::device::Greedy`]).
+/// generation of all inputs on the device ([`super::device::Generate`]), printed as on the CPU.
 fn run_device(a: Args, cfg: &GenerationConfig) -> Result<()> {
-    let greedy = cfg.num_beams == 1
-        && cfg.num_return_sequences == 1
-        && !cfg.do_sample
-        && cfg.min_new_tokens == 0
-        && cfg.no_repeat_ngram_size == 0
-        && cfg.repetition_penalty == 1.0;
-    if !greedy {
-        bail!(
-            "--device {} decodes greedily only: leave out --num-beams, --num-return-sequences, sampling options, \
-             --min-new-tokens, --no-repeat-ngram-size and --repetition-penalty",
-            a.device
-        );
-    }
     if a.input.is_some() {
         bail!("--input FILE runs on the CPU model: leave out --device");
     }
     let dtype = super::device::device_dtype(a.dtype)?;
     let t0 = a.model.load(a.load.options(None)?)?.with_eos(!a.no_eos);
     let inputs = collect_inputs(&t0, &a)?;
-    let job = super::device::Greedy { dtype, inputs: &inputs, max_new: cfg.max_new_tokens };
+    let job = super::device::Generate { dtype, inputs: &inputs, cfg };
     let out = super::device::on_device(a.device, t0.model(), job)?;
-    let tokenizer = t0.tokenizer().ok();
-    for (input, ids) in inputs.iter().zip(&out) {
-        let text = tokenizer.map(|tk| tk.decode(ids, true));
-        if a.json {
-            let mut v = serde_json::json!({ "token_ids": ids });
-            if let Some(t) = &text {
-                v["text"] = t.clone().into();
-            }
-            println!("{v}");
-        } else {
-            match &text {
-                Some(t) => println!("{t}"),
-                None => println!("{input:?} -> {ids:?}"),
-            }
-        }
-    }
+    print_results(&inputs, &out, t0.tokenizer().ok(), a.json);
     Ok(())
 }
 

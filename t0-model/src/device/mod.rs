@@ -106,6 +106,11 @@ pub trait Backend: Send + Sync {
     fn linear(&self, x: &Self::Buf, m: usize, w: &Self::Weight, out: &mut Self::Buf) -> Result<()>;
     /// `out[t, :] = table[ids[t], :]` for a `[vocab, cols]` table (ids already checked).
     fn embedding(&self, table: &Self::Buf, cols: usize, ids: &[u32], out: &mut Self::Buf) -> Result<()>;
+    /// `out[i, :] = x[idx[i], :]` for rows of `cols` values (a row gather: reordering the rows of
+    /// a KV cache). Default: [`Backend::embedding`], which is one.
+    fn gather_rows(&self, x: &Self::Buf, cols: usize, idx: &[u32], out: &mut Self::Buf) -> Result<()> {
+        self.embedding(x, cols, idx, out)
+    }
     /// T5's RMS norm of `rows` rows of `cols` values.
     fn rms_norm(
         &self,

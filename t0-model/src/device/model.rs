@@ -7,10 +7,12 @@ use t0_kernels::{Activation, WeightView};
 
 use super::{rows_f32, Backend, DeviceAttention, DeviceDType};
 use crate::attention::Qkv;
+use crate::decoding::Decoding;
 use crate::feed_forward::Wi;
+use crate::generate::Generated;
 use crate::linear::Linear;
 use crate::position_bias::{BiasVectors, RelativeBias};
-use crate::{ModelError, Result, T5Config, T5Model};
+use crate::{GenerationConfig, ModelError, Result, T5Config, T5Model};
 
 /// A weight on the device and its shape.
 struct DevLinear<B: Backend> {
@@ -153,13 +155,20 @@ struct Work<B: Backend> {
 /// last step's logits, all on the device.
 pub struct DeviceState<B: Backend> {
     rows: usize,
+    /// Rows the caches, workspaces and logits have room for.
+    room: usize,
     len: usize,
     cap: usize,
     k: Vec<B::Buf>,
     v: Vec<B::Buf>,
+    /// Per layer, the buffers [`DeviceModel::select_rows`] gathers the keys and values into
+    /// (then swaps with `k`/`v`); allocated on the first call.
+    spare: Vec<(B::Buf, B::Buf)>,
     sources: Vec<Arc<DeviceEncoded<B>>>,
     work: Work<B>,
     logits: B::Buf,
+    /// The last step's logits on the host, for generation ([`DeviceModel::generate`]).
+    host_logits: Vec<f32>,
     bias_host: BiasVectors,
 }
 
@@ -388,15 +397,61 @@ impl<B: Backend> DeviceModel<B> {
         }
         Ok(DeviceState {
             rows,
+            room: rows,
             len: 0,
             cap: capacity,
             k,
             v,
+            spare: Vec::new(),
             sources,
             work: self.work(rows)?,
             logits: self.backend.zeros(rows * c.vocab_size)?,
+            host_logits: Vec::new(),
             bias_host: BiasVectors::default(),
         })
+    }
+
+    /// Keeps rows `keep` of the state, in that order (a row may appear more than once, as beam
+    /// search's parents do): the keys and values are gathered on the device.
+    pub fn select_rows(&self, state: &mut DeviceState<B>, keep: &[usize]) -> Result<()> {
+        if let Some(&bad) = keep.iter().find(|&&r| r >= state.rows) {
+            return Err(ModelError::InvalidArgument(format!(
+                "select_rows: row {bad} does not exist (the state has {} rows)",
+                state.rows
+            )));
+        }
+        let c = &self.config;
+        let block = c.num_heads * state.cap * c.d_kv;
+        let b = &self.backend;
+        if keep.len() > state.room || state.spare.is_empty() {
+            let room = keep.len().max(state.room);
+            state.spare = (0..self.dec.len())
+                .map(|_| Ok((b.zeros(room * block)?, b.zeros(room * block)?)))
+                .collect::<Result<_>>()?;
+            if room > state.room {
+                state.work = self.work(room)?;
+                state.logits = b.zeros(room * c.vocab_size)?;
+                // The caches become the spare buffers after the first gather: make them as large.
+                for (k, v) in state.k.iter_mut().zip(&mut state.v) {
+                    let (mut k2, mut v2) = (b.zeros(room * block)?, b.zeros(room * block)?);
+                    let all: Vec<u32> = (0..state.rows as u32).collect();
+                    b.gather_rows(k, block, &all, &mut k2)?;
+                    b.gather_rows(v, block, &all, &mut v2)?;
+                    (*k, *v) = (k2, v2);
+                }
+                state.room = room;
+            }
+        }
+        let idx: Vec<u32> = keep.iter().map(|&r| r as u32).collect();
+        for ((k, v), (k2, v2)) in state.k.iter_mut().zip(&mut state.v).zip(&mut state.spare) {
+            b.gather_rows(k, block, &idx, k2)?;
+            b.gather_rows(v, block, &idx, v2)?;
+            std::mem::swap(k, k2);
+            std::mem::swap(v, v2);
+        }
+        state.sources = keep.iter().map(|&r| state.sources[r].clone()).collect();
+        state.rows = keep.len();
+        Ok(())
     }
 
     /// One decode step: `tokens` holds one token per row; afterwards the state holds each row's
@@ -491,6 +546,41 @@ impl<B: Backend> DeviceModel<B> {
         self.backend.argmax(&state.logits, state.rows, self.lm_head.rows)
     }
 
+    /// Generation as [`T5Model::generate`] does it (greedy search, sampling or beam search, with
+    /// the same logits processors, the same `Generated` results), the model running on the
+    /// device: each step's logits come back to the host (`rows × vocab` floats) for the search,
+    /// and beam search reorders its rows' caches on the device ([`DeviceModel::select_rows`]).
+    /// Plain greedy decoding can instead bring back only the argmaxes:
+    /// [`DeviceModel::generate_greedy`].
+    ///
+    /// ```
+    /// use t0_model::device::{DeviceModel, HostBackend, DeviceDType};
+    /// use t0_model::GenerationConfig;
+    /// # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gated-gelu-inner");
+    /// let model = t0_model::T5Model::from_dir(&dir)?;
+    /// let dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32)?;
+    /// let cfg = GenerationConfig { num_beams: 3, num_return_sequences: 2, ..GenerationConfig::greedy(6) };
+    /// let out = dev.generate(&[vec![37, 8, 5, 1]], &cfg)?;
+    /// assert_eq!(out[0].len(), 2);
+    /// assert_eq!(out[0][0].token_ids, model.generate(&[vec![37, 8, 5, 1]], &cfg)?[0][0].token_ids);
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn generate(&self, inputs: &[Vec<u32>], cfg: &GenerationConfig) -> Result<Vec<Vec<Generated>>> {
+        self.generate_streaming(inputs, cfg, |_, _| {})
+    }
+
+    /// As [`DeviceModel::generate`], calling `on_token(input, token)` as each token is chosen
+    /// (greedy and sampling; beam search reports its final sequences only).
+    pub fn generate_streaming(
+        &self,
+        inputs: &[Vec<u32>],
+        cfg: &GenerationConfig,
+        on_token: impl FnMut(usize, u32),
+    ) -> Result<Vec<Vec<Generated>>> {
+        let check = |i: usize, x: &[u32]| crate::model::check_not_empty(i, x).and_then(|()| self.check_ids(x));
+        crate::generate::generate_with(self, inputs, cfg, check, on_token)
+    }
+
     /// Greedy decoding of each input (one row each, decoded together) for up to `max_new`
     /// tokens; a row stops after `</s>`. Returns the ids after the decoder start token, as
     /// [`crate::Generated::token_ids`].
@@ -513,5 +603,40 @@ impl<B: Backend> DeviceModel<B> {
             }
         }
         Ok(out)
+    }
+}
+
+impl<B: Backend> Decoding for DeviceModel<B> {
+    type State = DeviceState<B>;
+
+    fn config(&self) -> &T5Config {
+        &self.config
+    }
+
+    fn begin(&self, inputs: &[&[u32]], source_of_row: Vec<usize>, steps: usize) -> Result<DeviceState<B>> {
+        let enc = inputs.iter().map(|x| self.encode(x).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        let sources = source_of_row
+            .iter()
+            .map(|&s| {
+                enc.get(s).cloned().ok_or_else(|| {
+                    ModelError::InvalidArgument(format!("begin: source {s} does not exist ({} inputs)", enc.len()))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.start(sources, steps.max(1))
+    }
+
+    fn step<'s>(&self, state: &'s mut DeviceState<B>, tokens: &[u32]) -> Result<&'s mut [f32]> {
+        DeviceModel::step(self, state, tokens)?;
+        state.host_logits = self.logits(state)?;
+        Ok(&mut state.host_logits)
+    }
+
+    fn select_rows(&self, state: &mut DeviceState<B>, keep: &[usize]) -> Result<()> {
+        DeviceModel::select_rows(self, state, keep)
+    }
+
+    fn log_softmax(&self, x: &mut [f32]) {
+        t0_kernels::select().log_softmax(x)
     }
 }

@@ -169,16 +169,18 @@ pub fn run(a: Args) -> Result<()> {
     let (inputs, hi) = random_inputs(&model, &a, &mut rng);
     let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
 
-    // Encoder: one warm-up, then the mean of the timed runs.
-    let (enc, encoder_ms) = mean_ms(a.encoder_runs, || Ok(model.encode(&refs)?))?;
-    let runs = a.encoder_runs.max(1) as f64 + 1.0; // the profiler also counts the warm-up
+    // Encoder: one warm-up, then the mean of the timed runs (the profile leaves the warm-up
+    // out: its first touch of the mapped embedding rows and cold caches are not a pass's cost).
+    let reset = || profiler.iter().for_each(|p| p.reset());
+    let (enc, encoder_ms) = mean_ms_after(a.encoder_runs, || Ok(model.encode(&refs)?), reset)?;
+    let runs = a.encoder_runs.max(1) as f64;
     if let Some(p) = profiler {
         print_profile(p, "per encoder pass", runs);
     }
     // The cross-attention keys and values of every decoder layer, once per input (CTranslate2
     // and HF compute them in their first decode step): timed apart, as the rest of the prompt's
     // cost.
-    let (cross, cross_kv_ms) = mean_ms(a.encoder_runs, || Ok(model.cross_cache(&enc)))?;
+    let (cross, cross_kv_ms) = mean_ms_after(a.encoder_runs, || Ok(model.cross_cache(&enc)), reset)?;
     if let Some(p) = profiler {
         print_profile(p, "per cross K/V (every decoder layer)", runs);
     }
@@ -298,8 +300,6 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` once to warm up, then `runs` times (at least once); returns the last result and the
-/// mean milliseconds of the timed runs.
 /// Print the profiler's per-op split divided by `n` runs to stderr, then zero it. Ops that run
 /// on several threads at once (a feed-forward block's per-row activation) add up every thread's
 /// time.
@@ -311,8 +311,16 @@ fn print_profile(p: &Profiled, what: &str, n: f64) {
     p.reset();
 }
 
-pub fn mean_ms<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(T, f64)> {
+/// Runs `f` once to warm up, then `runs` times (at least once); returns the last result and the
+/// mean milliseconds of the timed runs.
+pub fn mean_ms<T>(runs: usize, f: impl FnMut() -> Result<T>) -> Result<(T, f64)> {
+    mean_ms_after(runs, f, || {})
+}
+
+/// [`mean_ms`], calling `warmed` between the warm-up and the timed runs.
+fn mean_ms_after<T>(runs: usize, mut f: impl FnMut() -> Result<T>, warmed: impl FnOnce()) -> Result<(T, f64)> {
     let mut out = f()?;
+    warmed();
     let t = Instant::now();
     for _ in 0..runs.max(1) {
         out = f()?;

@@ -68,6 +68,13 @@ fn check_against_hf<B: Backend>(make: impl Fn() -> B, dtype: DeviceDType, tol: f
             for (g, (_, want)) in got.iter().zip(&inputs) {
                 assert_eq!(g, want, "{name}: greedy ids decoded as one batch of {}", inputs.len());
             }
+            // The same batch through `generate`: rows that finish early leave the state
+            // (`select_rows` shrinks it) while the others go on.
+            let all: Vec<Vec<u32>> = inputs.iter().map(|(x, _)| x.clone()).collect();
+            let got = dev.generate(&all, &GenerationConfig::greedy(12)).unwrap();
+            for (g, (_, want)) in got.iter().zip(&inputs) {
+                assert_eq!(&g[0].token_ids, want, "{name}: generate, one batch of {}", inputs.len());
+            }
         }
     }
 }

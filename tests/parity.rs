@@ -168,6 +168,26 @@ fn beam_search_matches_hf() {
     });
 }
 
+/// Beam search of all of a model's cases in one call (their beams decoded together, inputs of
+/// different lengths, searches ending at different steps) gives each case HF's beams.
+#[test]
+fn batched_beam_search_matches_hf() {
+    for_each_model(|name, model, exp| {
+        let inputs: Vec<Vec<u32>> = exp.cases().iter().map(|c| ids(&c["input_ids"])).collect();
+        let cfg = GenerationConfig { max_new_tokens: 12, num_beams: 4, num_return_sequences: 2, ..Default::default() };
+        let out = model.generate(&inputs, &cfg).unwrap();
+        for (i, (case, got)) in exp.cases().iter().zip(&out).enumerate() {
+            let b = &case["beam4_ret2"];
+            let want_scores = floats(&b["sequence_scores"]);
+            for (j, want_ids) in b["token_ids"].as_array().unwrap().iter().enumerate() {
+                assert_eq!(got[j].token_ids, ids(want_ids), "{name} case {i} of a batch: beam4 ret {j} ids");
+                let s = got[j].score.unwrap();
+                assert!((s - want_scores[j]).abs() <= TOL, "{name} case {i} of a batch: ret {j} score {s}");
+            }
+        }
+    });
+}
+
 #[test]
 fn choice_scores_match_hf_with_one_encoder_pass() {
     for_each_model(|name, model, exp| {

@@ -31,74 +31,80 @@ fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-/// Beam search for one input (checked by the caller) on any [`Decoding`] model; returns
-/// `cfg.num_return_sequences` hypotheses, best first.
-pub(crate) fn beam_search<D: Decoding>(d: &D, input: &[u32], cfg: &GenerationConfig) -> Result<Vec<Generated>> {
-    let c = d.config();
-    let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
-    let nb = cfg.num_beams;
-    let keep = 2 * nb;
-    let lp = cfg.length_penalty;
-    let max_length = cfg.max_new_tokens + 1; // HF counts the decoder start token
-    let mut state = d.begin(&[input], vec![0; nb], cfg.max_new_tokens)?;
+/// One input's beams between steps.
+struct Beams {
+    running: Vec<Hyp>,
+    /// Finished slots: (hypothesis, normalised score, finished?).
+    finished: Vec<(Hyp, f32, bool)>,
+    heuristic_unsatisfied: bool,
+}
 
-    let start = Hyp { seq: vec![c.decoder_start_token_id], logprobs: Vec::new(), score: 0.0 };
-    let mut running: Vec<Hyp> =
-        (0..nb).map(|i| Hyp { score: if i == 0 { 0.0 } else { NEG }, ..start.clone() }).collect();
-    // Finished slots: (hypothesis, normalised score, finished?).
-    let mut finished: Vec<(Hyp, f32, bool)> = vec![(start.clone(), NEG, false); nb];
-    let mut heuristic_unsatisfied = true;
-    let mut cur_len = 1usize;
-    loop {
-        let next: Vec<u32> = running.iter().map(|h| *h.seq.last().unwrap_or(&0)).collect();
-        let logits = d.step(&mut state, &next)?;
-        // log_softmax, then the processors (HF applies them to log-probs in beam search),
-        // then add the running beam score.
+impl Beams {
+    fn new(decoder_start: u32, nb: usize) -> Self {
+        let start = Hyp { seq: vec![decoder_start], logprobs: Vec::new(), score: 0.0 };
+        let running = (0..nb).map(|i| Hyp { score: if i == 0 { 0.0 } else { NEG }, ..start.clone() }).collect();
+        Beams { running, finished: vec![(start, NEG, false); nb], heuristic_unsatisfied: true }
+    }
+
+    /// One step, from the logits of this input's `nb` rows (`[nb, vocab]`, overwritten) at
+    /// length `cur_len` (start token included): returns the row (`< nb`) each new running beam
+    /// continues, and whether this input is done.
+    fn advance<D: Decoding>(
+        &mut self,
+        d: &D,
+        logits: &mut [f32],
+        cur_len: usize,
+        cfg: &GenerationConfig,
+    ) -> (Vec<usize>, bool) {
+        let c = d.config();
+        let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
+        let nb = cfg.num_beams;
+        let lp = cfg.length_penalty;
+        let max_length = cfg.max_new_tokens + 1; // HF counts the decoder start token
+                                                 // log_softmax, then the processors (HF applies them to log-probs in beam search),
+                                                 // then add the running beam score.
         let mut step_lp = vec![0.0f32; nb * vocab];
-        for (b, h) in running.iter().enumerate() {
+        for (b, h) in self.running.iter().enumerate() {
             let l = &mut logits[b * vocab..(b + 1) * vocab];
             d.log_softmax(l);
             process(l, &h.seq, cfg, eos);
-            for (dst, &x) in step_lp[b * vocab..(b + 1) * vocab].iter_mut().zip(l.iter()) {
-                *dst = x;
-            }
+            step_lp[b * vocab..(b + 1) * vocab].copy_from_slice(l);
             for x in l.iter_mut() {
                 *x += h.score;
             }
         }
-        let cand = top_k_indices(logits, keep);
+        let cand = top_k_indices(logits, 2 * nb);
         let cand_score: Vec<f32> = cand.iter().map(|&i| logits[i]).collect();
         let cand_hyp: Vec<Hyp> = cand
             .iter()
             .map(|&i| {
                 let (b, t) = (i / vocab, i % vocab);
-                let mut h = running[b].clone();
+                let mut h = self.running[b].clone();
                 h.seq.push(t as u32);
                 h.logprobs.push(step_lp[i]);
                 h.score = logits[i];
                 h
             })
             .collect();
-        let cand_parent: Vec<usize> = cand.iter().map(|&i| i / vocab).collect();
         let hits: Vec<bool> = cand.iter().map(|&i| i % vocab == eos || cur_len + 1 >= max_length).collect();
 
         // Next running beams: best `nb` candidates that did not stop.
         let masked: Vec<f32> = cand_score.iter().zip(&hits).map(|(&s, &h)| s + if h { NEG } else { 0.0 }).collect();
         let pick = top_k_indices(&masked, nb);
         let new_running: Vec<Hyp> = pick.iter().map(|&j| Hyp { score: masked[j], ..cand_hyp[j].clone() }).collect();
-        let parents: Vec<usize> = pick.iter().map(|&j| cand_parent[j]).collect();
+        let parents: Vec<usize> = pick.iter().map(|&j| cand[j] / vocab).collect();
 
         // Finished hypotheses: merge the candidates that stopped among the top `nb`.
-        let all_finished = finished.iter().all(|f| f.2);
-        let norm = ((cur_len + 1 - 1) as f32).powf(lp);
-        let mut merged: Vec<(Hyp, f32, bool)> = finished.clone();
+        let all_finished = self.finished.iter().all(|f| f.2);
+        let norm = (cur_len as f32).powf(lp);
+        let mut merged: Vec<(Hyp, f32, bool)> = self.finished.clone();
         for (j, h) in cand_hyp.iter().enumerate() {
             let just_finished = hits[j] && j < nb;
             let mut s = cand_score[j] / norm;
             if all_finished && cfg.early_stopping == EarlyStopping::Bool(true) {
                 s += NEG;
             }
-            if !heuristic_unsatisfied {
+            if !self.heuristic_unsatisfied {
                 s += NEG;
             }
             if !just_finished {
@@ -107,27 +113,65 @@ pub(crate) fn beam_search<D: Decoding>(d: &D, input: &[u32], cfg: &GenerationCon
             merged.push((h.clone(), s, just_finished));
         }
         let merged_scores: Vec<f32> = merged.iter().map(|m| m.1).collect();
-        finished = top_k_indices(&merged_scores, nb).into_iter().map(|i| merged[i].clone()).collect();
+        self.finished = top_k_indices(&merged_scores, nb).into_iter().map(|i| merged[i].clone()).collect();
+        self.running = new_running;
 
-        d.select_rows(&mut state, &parents)?;
-        running = new_running;
-        cur_len += 1;
-
-        // HF's early-stop heuristic.
+        // HF's early-stop heuristic, at the new length.
+        let cur_len = cur_len + 1;
         let best_len =
             if cfg.early_stopping == EarlyStopping::Never && lp > 0.0 { max_length - 1 } else { cur_len - 1 };
-        let best_possible = running[0].score / (best_len as f32).powf(lp);
-        let worst_finished = finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
-        let improvable = finished.iter().any(|f| best_possible > if f.2 { worst_finished } else { NEG });
-        heuristic_unsatisfied &= improvable;
-        let all_done = finished.iter().all(|f| f.2) && cfg.early_stopping == EarlyStopping::Bool(true);
-        if !heuristic_unsatisfied || all_done || hits.iter().all(|&h| h) {
-            break;
-        }
+        let best_possible = self.running[0].score / (best_len as f32).powf(lp);
+        let worst_finished = self.finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
+        let improvable = self.finished.iter().any(|f| best_possible > if f.2 { worst_finished } else { NEG });
+        self.heuristic_unsatisfied &= improvable;
+        let all_done = self.finished.iter().all(|f| f.2) && cfg.early_stopping == EarlyStopping::Bool(true);
+        (parents, !self.heuristic_unsatisfied || all_done || hits.iter().all(|&h| h))
     }
-    Ok(finished
-        .into_iter()
-        .take(cfg.num_return_sequences)
-        .map(|(h, s, _)| Generated { token_ids: h.seq[1..].to_vec(), token_logprobs: h.logprobs, score: Some(s) })
-        .collect())
+
+    /// The best `cfg.num_return_sequences` finished hypotheses.
+    fn results(self, cfg: &GenerationConfig) -> Vec<Generated> {
+        self.finished
+            .into_iter()
+            .take(cfg.num_return_sequences)
+            .map(|(h, s, _)| Generated { token_ids: h.seq[1..].to_vec(), token_logprobs: h.logprobs, score: Some(s) })
+            .collect()
+    }
+}
+
+/// Beam search of every input (checked by the caller) on any [`Decoding`] model, the inputs'
+/// beams decoded together (input `i`'s `num_beams` rows side by side; an input leaves the batch
+/// when its search ends, as HF's batched search freezes it). Returns, per input,
+/// `cfg.num_return_sequences` hypotheses, best first.
+pub(crate) fn beam_search<D: Decoding>(
+    d: &D,
+    inputs: &[&[u32]],
+    cfg: &GenerationConfig,
+) -> Result<Vec<Vec<Generated>>> {
+    let c = d.config();
+    let (vocab, nb) = (c.vocab_size, cfg.num_beams);
+    let rows = (0..inputs.len()).flat_map(|i| std::iter::repeat_n(i, nb)).collect();
+    let mut state = d.begin(inputs, rows, cfg.max_new_tokens)?;
+    let mut beams: Vec<Beams> = inputs.iter().map(|_| Beams::new(c.decoder_start_token_id, nb)).collect();
+    // `alive[g]`: the input whose beams are the state's row group `g`.
+    let mut alive: Vec<usize> = (0..inputs.len()).collect();
+    let mut cur_len = 1usize;
+    while !alive.is_empty() {
+        let next: Vec<u32> =
+            alive.iter().flat_map(|&i| beams[i].running.iter().map(|h| *h.seq.last().unwrap_or(&0))).collect();
+        let logits = d.step(&mut state, &next)?;
+        let (mut keep, mut still) = (Vec::with_capacity(next.len()), Vec::with_capacity(alive.len()));
+        for (g, &i) in alive.iter().enumerate() {
+            let (parents, done) = beams[i].advance(d, &mut logits[g * nb * vocab..(g + 1) * nb * vocab], cur_len, cfg);
+            if !done {
+                keep.extend(parents.iter().map(|&p| g * nb + p));
+                still.push(i);
+            }
+        }
+        cur_len += 1;
+        if !still.is_empty() {
+            d.select_rows(&mut state, &keep)?;
+        }
+        alive = still;
+    }
+    Ok(beams.into_iter().map(|b| b.results(cfg)).collect())
 }

@@ -81,10 +81,10 @@ pub(crate) fn generate_with<D: Decoding>(
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
-    if cfg.num_beams > 1 {
-        return inputs.iter().map(|x| crate::beam::beam_search(d, x, cfg)).collect();
-    }
     let refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
+    if cfg.num_beams > 1 {
+        return crate::beam::beam_search(d, &refs, cfg);
+    }
     search(d, &refs, cfg, on_token)
 }
 

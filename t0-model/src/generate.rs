@@ -66,7 +66,7 @@ impl T5Model {
 }
 
 /// Generation on any [`Decoding`] model: `cfg` and each input checked (`check(index, input)`),
-/// then beam search input by input, or greedy search / sampling of all inputs together.
+/// then beam search ([`crate::beam`]) or greedy search / sampling, all inputs decoded together.
 pub(crate) fn generate_with<D: Decoding>(
     d: &D,
     inputs: &[Vec<u32>],

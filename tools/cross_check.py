@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Check the `t0` binary against HF transformers on T5 models the repository has never seen.
+
+The committed fixtures (tools/gen_fixtures.py) pin six shapes. This draws fresh ones: every seed makes a
+random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances, every
+feed-forward kind T5 configs use, tied or untied head, f32/bf16/f16 storage, sometimes eos/decoder-start ids
+other than 1/0), random weights, random inputs (some longer than the bucket distance), then compares:
+
+* greedy ids and token log-probs of several inputs decoded as one padded batch;
+* beam search (3 beams, 2 returned) ids and scores;
+* rank-classification scores of answer choices (`t0 score`).
+
+With `--texts N` it also encodes N random texts (words, punctuation, runs of spaces, tabs and newlines,
+accents, CJK, emoji, NFKC-foldable characters, `<extra_id_*>`/`</s>` written in the text) with `t0 tokenize`
+on T5's real spiece.model and compares the ids with `AutoTokenizer` (T5TokenizerFast, converted from it).
+
+Run from the repository root with the pinned environment of tools/requirements-fixtures.txt (not CI):
+
+    cargo build --release -p t0-cli
+    python tools/cross_check.py --seeds 0-19            # prints one line per model, exits 1 on a mismatch
+    python tools/cross_check.py --seeds 0 --texts 300   # and 300 random texts through the tokenizer
+
+A differing greedy or beam id is reported as a near-tie (not a failure) when HF's own top-2 gap at that
+step is under 1e-4: both engines are right to within rounding there.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+from transformers.models.t5.modeling_t5 import T5LayerNorm
+
+TOL = 1e-4
+MAX_NEW = 10
+FFN = ["relu", "gated-gelu", "gated-silu", "gated-relu", "silu", "gelu_new", "gated-gelu_new"]
+
+
+def draw_config(rng):
+    heads = rng.randint(1, 6)
+    d_model = rng.choice([8, 12, 16, 24, 32, 40, 48, 64])
+    d_kv = rng.choice([d_model // heads or 1, rng.randint(2, 16)])
+    buckets = rng.randint(2, 40)
+    eos, start = (1, 0) if rng.random() < 0.7 else (rng.randint(2, 9), rng.choice([0, 3]))
+    return T5Config(
+        vocab_size=rng.randint(40, 700), d_model=d_model, d_kv=d_kv, num_heads=heads,
+        d_ff=rng.randint(4, 100), num_layers=rng.randint(1, 4), num_decoder_layers=rng.randint(1, 4),
+        relative_attention_num_buckets=buckets, relative_attention_max_distance=rng.randint(buckets, 200),
+        feed_forward_proj=rng.choice(FFN), tie_word_embeddings=rng.random() < 0.5,
+        layer_norm_epsilon=rng.choice([1e-6, 1e-5, 1e-3]), initializer_factor=rng.choice([1.0, 2.0]),
+        dropout_rate=0.0, eos_token_id=eos, pad_token_id=0, decoder_start_token_id=start,
+    )
+
+
+def build(config, seed, storage, out):
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(config).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, T5LayerNorm):
+                mod.weight.copy_(0.5 + torch.rand(mod.weight.shape, generator=g))
+        head = model.shared.weight if config.tie_word_embeddings else model.lm_head.weight
+        head[config.eos_token_id].mul_(3.0)
+    shutil.rmtree(out, ignore_errors=True)
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[storage]
+    model.to(dtype).save_pretrained(out, safe_serialization=True)
+    # Reload what was written: the reference is the model as stored, computed in f32.
+    return T5ForConditionalGeneration.from_pretrained(out).float().eval()
+
+
+def trim(seq, eos):
+    return seq[: seq.index(eos) + 1] if eos in seq else seq
+
+
+@torch.no_grad()
+def hf_reference(model, inputs, choices):
+    cfg = model.config
+    kw = {"use_cache": False} if cfg.num_decoder_layers > cfg.num_layers else {}
+    greedy, beams, scores = [], [], []
+    for ids, chs in zip(inputs, choices):
+        x = torch.tensor([ids])
+        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
+                             max_new_tokens=MAX_NEW, output_scores=True, return_dict_in_generate=True, **kw)
+        toks = trim(out.sequences[0, 1:].tolist(), cfg.eos_token_id)
+        s = torch.stack(out.scores)[:, 0].double()
+        lp = torch.log_softmax(s, -1)
+        top2 = s.topk(2, -1).values
+        greedy.append({"ids": toks, "lp": [lp[i, t].item() for i, t in enumerate(toks)],
+                       "gaps": (top2[:, 0] - top2[:, 1]).tolist()})
+        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=3,
+                             num_return_sequences=2, max_new_tokens=MAX_NEW, output_scores=True,
+                             return_dict_in_generate=True, **kw)
+        beams.append({"ids": [trim(q[1:], cfg.eos_token_id) for q in out.sequences.tolist()],
+                      "scores": out.sequences_scores.tolist()})
+        row = []
+        for c in chs:
+            dec = torch.tensor([[cfg.decoder_start_token_id] + c[:-1]])
+            logits = model(input_ids=x, attention_mask=torch.ones_like(x), decoder_input_ids=dec,
+                           use_cache=False).logits[0].double()
+            lp = torch.log_softmax(logits, -1)
+            row.append(sum(lp[i, t].item() for i, t in enumerate(c)))
+        scores.append(row)
+    return greedy, beams, scores
+
+
+def run_t0(binary, args):
+    p = subprocess.run([binary, "-q", *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"t0 {' '.join(args[:1])} failed: {p.stderr.strip()}")
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def ids_arg(ids):
+    return ",".join(map(str, ids))
+
+
+def check(seed, binary, work):
+    rng = random.Random(seed)
+    config = draw_config(rng)
+    storage = rng.choice(["f32", "f32", "bf16", "f16"])
+    d = os.path.join(work, f"m{seed}")
+    model = build(config, seed, storage, d)
+    eos, v = config.eos_token_id, config.vocab_size
+    specials = {eos, config.pad_token_id, config.decoder_start_token_id}
+    words = [t for t in range(v) if t not in specials]
+    inputs = [[rng.choice(words) for _ in range(n)] + [eos] for n in (rng.randint(0, 6), rng.randint(7, 40),
+                                                                       rng.randint(41, 90))]
+    choices = [[[rng.choice(words) for _ in range(rng.randint(0, 4))] + [eos] for _ in range(3)] for _ in inputs]
+    greedy, beams, scores = hf_reference(model, inputs, choices)
+
+    problems, ties = [], 0
+    common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json"]
+    for flag, rows in [("greedy", run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)]
+                                                                               for i in inputs), [])]))]:
+        for k, (ref, got) in enumerate(zip(greedy, rows)):
+            n = next((j for j, (a, b) in enumerate(zip(ref["ids"], got["token_ids"])) if a != b),
+                     None if len(ref["ids"]) == len(got["token_ids"]) else min(len(ref["ids"]), len(got["token_ids"])))
+            if n is not None:
+                if n < len(ref["gaps"]) and ref["gaps"][n] < TOL:
+                    ties += 1
+                    continue
+                problems.append(f"{flag} input {k}: ids {got['token_ids']} != HF {ref['ids']}")
+                continue
+            err = max((abs(a - b) for a, b in zip(ref["lp"], got["token_logprobs"])), default=0.0)
+            if err > TOL:
+                problems.append(f"{flag} input {k}: log-prob error {err:.2e}")
+    for k, ids in enumerate(inputs):
+        rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2",
+                               "--input-ids", ids_arg(ids)])
+        got_ids, got_scores = [r["token_ids"] for r in rows], [r["score"] for r in rows]
+        if got_ids != beams[k]["ids"]:
+            problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
+        elif max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"])) > TOL:
+            problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
+        row = run_t0(binary, ["score", "--model", d, "--json", "--input-ids", ids_arg(ids),
+                              *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
+        err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
+        if err > TOL * max(1.0, max(abs(s) for s in scores[k]) / 10):
+            problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
+    desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
+            f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
+            f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "
+            f"tied={config.tie_word_embeddings} vocab={v} eos={eos} start={config.decoder_start_token_id} "
+            f"eps={config.layer_norm_epsilon} storage={storage}")
+    return desc, problems, ties
+
+
+PIECES = ["hello", "World", "the", "cast-iron", "don't", "U.S.A.", "3.14", "1,000", "naïve", "café", "Straße",
+          "東京", "日本語", "😀", "👍🏽", "ﬁ", "Ｆｕｌｌ", "①", "x²", "\u200b", "\u00a0", "\t", "\n", "\r\n", "  ", " ",
+          "<extra_id_0>", "<extra_id_99>", "</s>", "<pad>", "<unk>", "a</s>b", "!", "?", "...", "—", "\"", "'", "(",
+          "<", ">", "&", "\\", "/", "Ω", "İ", "ǅ", "e\u0301", "ا", "русский", "\x07", "™", "€", "½", "ℌ", "㎏", "▁",
+          "▁▁x", "Question:", "Answer:"]
+
+
+def check_texts(n, seed, binary):
+    """`t0 tokenize` against T5TokenizerFast on n random texts; returns the mismatches."""
+    from transformers import AutoTokenizer
+    model_dir = "tests/fixtures/models/t0-tiny"  # T5's real spiece.model + tokenizer_config.json, as T0_3B has
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    rng = random.Random(seed)
+    bad = []
+    for _ in range(n):
+        text = "".join(rng.choice(PIECES) + rng.choice(["", " ", "  "]) for _ in range(rng.randint(1, 12)))
+        got = run_t0(binary, ["tokenize", "--model", model_dir, "--json", "--", text])[0]["ids"]
+        ref = tok(text).input_ids
+        if got != ref:
+            bad.append(f"{text!r}: {got} != HF {ref}")
+    return bad
+
+
+def seeds(spec):
+    out = []
+    for part in spec.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0-9", help="e.g. 0-19 or 3,7,12-15")
+    ap.add_argument("--t0", default="target/release/t0", help="the t0 binary")
+    ap.add_argument("--texts", type=int, default=0, help="also check the tokenizer on this many random texts")
+    ap.add_argument("--work", default="/tmp/t0-cross-check", help="where the models are written")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    failed = 0
+    for seed in seeds(args.seeds):
+        desc, problems, ties = check(seed, args.t0, args.work)
+        status = "ok" if not problems else "MISMATCH"
+        print(f"seed {seed}: {status}{f' ({ties} near-tie)' if ties else ''}  {desc}", flush=True)
+        for p in problems:
+            print(f"    {p}", flush=True)
+        failed += bool(problems)
+    print(f"{failed} of {len(seeds(args.seeds))} models mismatched")
+    if args.texts:
+        bad = check_texts(args.texts, seeds(args.seeds)[0], args.t0)
+        for b in bad:
+            print(f"    tokenizer: {b}")
+        print(f"{len(bad)} of {args.texts} texts tokenized differently")
+        failed += bool(bad)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

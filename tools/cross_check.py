@@ -2,7 +2,7 @@
 """Check the `t0` binary against HF transformers on T5 models the repository has never seen.
 
 The committed fixtures (tools/gen_fixtures.py) pin six shapes. This draws fresh ones: every seed makes a
-random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances, every
+random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances (also distances under the exact range), every
 feed-forward kind T5 configs use, tied or untied head, f32/bf16/f16 storage, sometimes eos/decoder-start ids
 other than 1/0), random weights, random inputs (some longer than the bucket distance), then compares:
 
@@ -45,12 +45,13 @@ def draw_config(rng):
     heads = rng.randint(1, 6)
     d_model = rng.choice([8, 12, 16, 24, 32, 40, 48, 64])
     d_kv = rng.choice([d_model // heads or 1, rng.randint(2, 16)])
-    buckets = rng.randint(2, 40)
+    buckets = rng.randint(4, 40)  # HF divides by zero in the encoder's buckets below 4
+    max_distance = rng.randint(buckets, 200) if rng.random() < 0.8 else rng.randint(1, buckets)
     eos, start = (1, 0) if rng.random() < 0.7 else (rng.randint(2, 9), rng.choice([0, 3]))
     return T5Config(
         vocab_size=rng.randint(40, 700), d_model=d_model, d_kv=d_kv, num_heads=heads,
         d_ff=rng.randint(4, 100), num_layers=rng.randint(1, 4), num_decoder_layers=rng.randint(1, 4),
-        relative_attention_num_buckets=buckets, relative_attention_max_distance=rng.randint(buckets, 200),
+        relative_attention_num_buckets=buckets, relative_attention_max_distance=max_distance,
         feed_forward_proj=rng.choice(FFN), tie_word_embeddings=rng.random() < 0.5,
         layer_norm_epsilon=rng.choice([1e-6, 1e-5, 1e-3]), initializer_factor=rng.choice([1.0, 2.0]),
         dropout_rate=0.0, eos_token_id=eos, pad_token_id=0, decoder_start_token_id=start,

@@ -398,6 +398,24 @@ fn config_bad_epsilon() {
     generate_fails(&dir, "5,1", "`layer_norm_epsilon`: expected a small positive number");
 }
 
+/// HF's bucket formula fails (negative buckets, or a division by zero) on these: refused at load,
+/// where running them panicked on an out-of-range bucket before.
+#[test]
+fn config_bad_relative_attention() {
+    for (buckets, distance, msg) in [
+        (8, 4, "`relative_attention_max_distance`: must be larger than relative_attention_num_buckets / 2 = 4"),
+        (32, 2, "`relative_attention_max_distance`: must be larger than relative_attention_num_buckets / 2 = 16"),
+        (3, 128, "`relative_attention_num_buckets`: must be between 4 and 65536, found 3"),
+    ] {
+        let (_t, dir) = model_dir();
+        edit_config(&dir, |m| {
+            m.insert("relative_attention_num_buckets".into(), buckets.into());
+            m.insert("relative_attention_max_distance".into(), distance.into());
+        });
+        generate_fails(&dir, "5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,1", msg);
+    }
+}
+
 /// T5 allows `num_heads · d_kv ≠ d_model`, so only the weights can disagree with the heads.
 #[test]
 fn config_heads_do_not_match_weights() {

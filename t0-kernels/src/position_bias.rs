@@ -6,7 +6,9 @@
 /// Causal (decoder): keys after the query all land in bucket 0 (they are masked anyway).
 /// Beyond `num_buckets / 2` (halved again when bidirectional) distances fall into
 /// logarithmically sized buckets up to `max_distance`; the log is taken in f32 and truncated,
-/// as PyTorch does.
+/// as PyTorch does. The result is below `num_buckets` (for `num_buckets ≥ 1`) whatever the
+/// arguments, also where HF's formula breaks (`max_distance` at or under the exact range, or
+/// fewer than 4 buckets; `T5Config` refuses those).
 ///
 /// ```
 /// use t0_kernels::relative_position_bucket;
@@ -41,6 +43,27 @@ pub fn relative_position_bucket(
     // all in f32 (the Python float scalar is applied in the tensor's dtype), then truncated.
     let denom = ((max_distance as f64) / (max_exact as f64)).ln() as f32;
     let scaled = (n as f32 / max_exact_f).ln() / denom * (buckets - max_exact) as f32;
-    let large = (max_exact + scaled as i64).min(buckets - 1);
+    // HF has only the `min`: a `max_distance` at or under `max_exact` (which configs refuse)
+    // would make `scaled` negative; the bucket stays in range whatever the arguments.
+    let large = max_exact.saturating_add(scaled as i64).min(buckets - 1).max(0);
     (ret + large) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_position_bucket;
+
+    #[test]
+    fn buckets_stay_in_range_for_any_arguments() {
+        for buckets in 1..=40 {
+            for max_distance in [0, 1, 2, 3, 5, 8, 16, 20, 33, 128, 1000] {
+                for rel in -300..=300 {
+                    for bidirectional in [false, true] {
+                        let b = relative_position_bucket(rel, bidirectional, buckets, max_distance);
+                        assert!(b < buckets, "{rel} {bidirectional} {buckets} {max_distance}: {b}");
+                    }
+                }
+            }
+        }
+    }
 }

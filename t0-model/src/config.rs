@@ -155,14 +155,23 @@ impl T5Config {
             return Err(k.err("num_heads", format!("num_heads · d_kv = {} is absurdly large", num_heads * d_kv)));
         }
         let buckets = k.usize_opt("relative_attention_num_buckets")?.unwrap_or(32);
-        if !(2..=1 << 16).contains(&buckets) {
+        // Below 4 buckets the encoder's exact range is empty and HF's bucket formula divides by zero.
+        if !(4..=1 << 16).contains(&buckets) {
             return Err(
-                k.err("relative_attention_num_buckets", format!("must be between 2 and 65536, found {buckets}"))
+                k.err("relative_attention_num_buckets", format!("must be between 4 and 65536, found {buckets}"))
             );
         }
         let max_distance = k.usize_opt("relative_attention_max_distance")?.unwrap_or(128);
-        if max_distance == 0 {
-            return Err(k.err("relative_attention_max_distance", "must be at least 1, found 0"));
+        // Buckets grow logarithmically from the exact range (the decoder's: buckets / 2) up to
+        // max_distance; at or under it, HF's formula yields negative buckets (an IndexError there).
+        if max_distance <= buckets / 2 {
+            return Err(k.err(
+                "relative_attention_max_distance",
+                format!(
+                    "must be larger than relative_attention_num_buckets / 2 = {} (where the logarithmic buckets start), found {max_distance}",
+                    buckets / 2
+                ),
+            ));
         }
         let eps = match map.get("layer_norm_epsilon") {
             None | Some(Value::Null) => 1e-6,

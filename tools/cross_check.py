@@ -13,12 +13,17 @@ other than 1/0), random weights, random inputs (some longer than the bucket dist
 With `--texts N` it also encodes N random texts (words, punctuation, runs of spaces, tabs and newlines,
 accents, CJK, emoji, NFKC-foldable characters, `<extra_id_*>`/`</s>` written in the text) with `t0 tokenize`
 on T5's real spiece.model and compares the ids with `AutoTokenizer` (T5TokenizerFast, converted from it).
+With `--spm-variants` it first trains small SentencePiece unigram models with the options T5's vocabulary
+does not use (identity and case-folding normalisation, byte fallback, no dummy prefix, split digits,
+extra whitespace kept), saves each as T0_3B ships its tokenizer (spiece.model + tokenizer_config.json +
+special_tokens_map.json) and runs the same comparison on each.
 
 Run from the repository root with the pinned environment of tools/requirements-fixtures.txt (not CI):
 
     cargo build --release -p t0-cli
     python tools/cross_check.py --seeds 0-19            # prints one line per model, exits 1 on a mismatch
     python tools/cross_check.py --seeds 0 --texts 300   # and 300 random texts through the tokenizer
+    python tools/cross_check.py --seeds 0 --texts 300 --spm-variants   # also on six freshly trained vocabularies
 
 A differing greedy or beam id is reported as a near-tie (not a failure) when HF's own top-2 gap at that
 step is under 1e-4: both engines are right to within rounding there.
@@ -179,10 +184,10 @@ PIECES = ["hello", "World", "the", "cast-iron", "don't", "U.S.A.", "3.14", "1,00
           "▁▁x", "Question:", "Answer:"]
 
 
-def check_texts(n, seed, binary):
-    """`t0 tokenize` against T5TokenizerFast on n random texts; returns the mismatches."""
+def check_texts(n, seed, binary, model_dir="tests/fixtures/models/t0-tiny"):
+    """`t0 tokenize` against T5TokenizerFast on n random texts; returns the mismatches. The default
+    model_dir holds T5's real spiece.model + tokenizer_config.json, as T0_3B has."""
     from transformers import AutoTokenizer
-    model_dir = "tests/fixtures/models/t0-tiny"  # T5's real spiece.model + tokenizer_config.json, as T0_3B has
     tok = AutoTokenizer.from_pretrained(model_dir)
     rng = random.Random(seed)
     bad = []
@@ -193,6 +198,49 @@ def check_texts(n, seed, binary):
         if got != ref:
             bad.append(f"{text!r}: {got} != HF {ref}")
     return bad
+
+
+SPM_VARIANTS = {
+    "nmt_nfkc": {},
+    "identity": {"normalization_rule_name": "identity"},
+    "nfkc_cf-keep-spaces": {"normalization_rule_name": "nmt_nfkc_cf", "remove_extra_whitespaces": False},
+    "byte-fallback": {"byte_fallback": True},
+    "no-dummy-prefix": {"add_dummy_prefix": False},
+    "split-digits": {"split_digits": True},
+}
+
+
+def spm_variant_dirs(work):
+    """Trains one small unigram vocabulary per SPM_VARIANTS entry; returns {name: model dir}."""
+    import sentencepiece as spm
+    from transformers import T5Tokenizer
+    rng = random.Random(0)
+    syl = ["ka", "to", "ri", "un", "ex", "ba", "ne", "zu", "qu", "sh", "th", "ing", "ed", "é", "ü", "ñ", "ø", "東",
+           "京", "日", "本", "ру", "ск", "ий", "ال", "عر", "😀", "1", "2", "3"]
+    words = ["".join(rng.choice(syl) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
+    words += ["the", "cat", "naïve", "café", "ﬁle", "Ｆｕｌｌ", "3.14", "e-mail", "don't", "Hello", "WORLD"]
+    os.makedirs(work, exist_ok=True)
+    corpus = os.path.join(work, "corpus.txt")
+    with open(corpus, "w") as f:
+        for _ in range(30000):
+            line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 15)))
+            f.write(line + rng.choice(["", ".", "!", " ?", ",", "  x"]) + "\n")
+    dirs = {}
+    for name, opts in SPM_VARIANTS.items():
+        prefix = os.path.join(work, name)
+        spm.SentencePieceTrainer.train(
+            input=corpus, model_prefix=prefix, model_type="unigram", vocab_size=800, character_coverage=1.0,
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2,
+            **{"normalization_rule_name": "nmt_nfkc", **opts})
+        d = os.path.join(work, f"tok-{name}")
+        shutil.rmtree(d, ignore_errors=True)
+        T5Tokenizer(vocab_file=prefix + ".model", legacy=True).save_pretrained(d)
+        for extra in ["added_tokens.json", "tokenizer.json"]:
+            if os.path.exists(os.path.join(d, extra)):
+                os.remove(os.path.join(d, extra))
+        shutil.copy("tests/fixtures/models/t0-tiny/config.json", d)  # `t0 tokenize` reads only the tokenizer
+        dirs[name] = d
+    return dirs
 
 
 def seeds(spec):
@@ -208,6 +256,7 @@ def main():
     ap.add_argument("--seeds", default="0-9", help="e.g. 0-19 or 3,7,12-15")
     ap.add_argument("--t0", default="target/release/t0", help="the t0 binary")
     ap.add_argument("--texts", type=int, default=0, help="also check the tokenizer on this many random texts")
+    ap.add_argument("--spm-variants", action="store_true", help="with --texts: also on six trained vocabularies")
     ap.add_argument("--work", default="/tmp/t0-cross-check", help="where the models are written")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -221,11 +270,15 @@ def main():
         failed += bool(problems)
     print(f"{failed} of {len(seeds(args.seeds))} models mismatched")
     if args.texts:
-        bad = check_texts(args.texts, seeds(args.seeds)[0], args.t0)
-        for b in bad:
-            print(f"    tokenizer: {b}")
-        print(f"{len(bad)} of {args.texts} texts tokenized differently")
-        failed += bool(bad)
+        vocabularies = {"T5 (tests/fixtures/models/t0-tiny)": "tests/fixtures/models/t0-tiny"}
+        if args.spm_variants:
+            vocabularies.update(spm_variant_dirs(os.path.join(args.work, "spm")))
+        for name, d in vocabularies.items():
+            bad = check_texts(args.texts, seeds(args.seeds)[0], args.t0, d)
+            for b in bad:
+                print(f"    tokenizer {name}: {b}")
+            print(f"{name}: {len(bad)} of {args.texts} texts tokenized differently")
+            failed += bool(bad)
     sys.exit(1 if failed else 0)
 
 

@@ -52,7 +52,12 @@ pub(crate) fn build(bytes: &[u8], origin: &str, config: &T5Config) -> Result<Inn
     let mut next_id = model.len() as u32;
     let mut add = |spec: &TokenSpec, forced_id: Option<u32>, added: &mut Vec<AddedToken>| -> u32 {
         if let Some(t) = added.iter_mut().find(|t| t.content == spec.content) {
-            apply_flags(t, spec);
+            // A token named by a plain string (`"eos_token": "</s>"`, the `<extra_id_N>`s)
+            // keeps the flags it already has, e.g. from `added_tokens_decoder`, as transformers
+            // maps such strings to the decoder's `AddedToken`s.
+            if *spec != TokenSpec::plain(&spec.content) {
+                apply_flags(t, spec);
+            }
             return t.id;
         }
         let id = forced_id.or_else(|| model.id_of(&spec.content)).unwrap_or_else(|| {

@@ -247,3 +247,22 @@ fn random_unicode_cases_ids_fast() {
     all_match(&cases, "ids_fast (spiece.model)", |c| check_ids(&a, c));
     all_match(&cases, "ids_fast (tokenizer.json)", |c| check_ids(&b, c));
 }
+
+/// T0_3B's layout (spiece.model + the tokenizer_config.json whose `added_tokens_decoder` gives
+/// the sentinels `lstrip`/`rstrip`): the sentinels eat any Unicode whitespace beside them, also
+/// what T5's normaliser leaves alone (U+0085). Expected ids from
+/// `AutoTokenizer.from_pretrained("tests/fixtures/models/t0-tiny")`, transformers 4.57.6.
+/// (The plain-string `<extra_id_N>`s used to reset those flags; found with a vocabulary
+/// trained with identity normalisation by tools/cross_check.py --spm-variants.)
+#[test]
+fn sentinel_flags_from_added_tokens_decoder_are_kept() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/t0-tiny");
+    let tok = Tokenizer::from_dir(&dir).expect("t0-tiny tokenizer");
+    for (text, want) in [
+        ("<extra_id_0>\u{85}y", vec![32099, 3, 63, 1]),
+        ("Fill in: x \u{85}<extra_id_1>\u{85}\u{85} y", vec![12607, 16, 10, 3, 226, 32098, 3, 63, 1]),
+        ("<extra_id_0>\u{85}", vec![32099, 1]),
+    ] {
+        assert_eq!(tok.encode(text), want, "{text:?}");
+    }
+}

@@ -2,7 +2,7 @@
 """Check the `t0` binary against HF transformers on T5 models the repository has never seen.
 
 The committed fixtures (tools/gen_fixtures.py) pin six shapes. This draws fresh ones: every seed makes a
-random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances (also distances under the exact range), every
+random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances (some under the bucket count), every
 feed-forward kind T5 configs use, tied or untied head, f32/bf16/f16 storage, sometimes eos/decoder-start ids
 other than 1/0), random weights, random inputs (some longer than the bucket distance), then compares:
 
@@ -24,6 +24,7 @@ Run from the repository root with the pinned environment of tools/requirements-f
     python tools/cross_check.py --seeds 0-19            # prints one line per model, exits 1 on a mismatch
     python tools/cross_check.py --seeds 0 --texts 300   # and 300 random texts through the tokenizer
     python tools/cross_check.py --seeds 0 --texts 300 --spm-variants   # also on six freshly trained vocabularies
+    python tools/cross_check.py --seeds 0-19 --device host   # generation through the device path (DeviceModel)
 
 A differing greedy or beam id is reported as a near-tie (not a failure) when HF's own top-2 gap at that
 step is under 1e-4: both engines are right to within rounding there.
@@ -51,7 +52,8 @@ def draw_config(rng):
     d_model = rng.choice([8, 12, 16, 24, 32, 40, 48, 64])
     d_kv = rng.choice([d_model // heads or 1, rng.randint(2, 16)])
     buckets = rng.randint(4, 40)  # HF divides by zero in the encoder's buckets below 4
-    max_distance = rng.randint(buckets, 200) if rng.random() < 0.8 else rng.randint(1, buckets)
+    # Beyond the decoder's exact range (buckets // 2): at or under it HF's buckets go negative (t0 refuses).
+    max_distance = rng.randint(buckets, 200) if rng.random() < 0.8 else rng.randint(buckets // 2 + 1, buckets)
     eos, start = (1, 0) if rng.random() < 0.7 else (rng.randint(2, 9), rng.choice([0, 3]))
     return T5Config(
         vocab_size=rng.randint(40, 700), d_model=d_model, d_kv=d_kv, num_heads=heads,
@@ -126,7 +128,7 @@ def ids_arg(ids):
     return ",".join(map(str, ids))
 
 
-def check(seed, binary, work):
+def check(seed, binary, work, device="cpu"):
     rng = random.Random(seed)
     config = draw_config(rng)
     storage = rng.choice(["f32", "f32", "bf16", "f16"])
@@ -141,7 +143,7 @@ def check(seed, binary, work):
     greedy, beams, scores = hf_reference(model, inputs, choices)
 
     problems, ties = [], 0
-    common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json"]
+    common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device]
     for flag, rows in [("greedy", run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)]
                                                                                for i in inputs), [])]))]:
         for k, (ref, got) in enumerate(zip(greedy, rows)):
@@ -164,6 +166,8 @@ def check(seed, binary, work):
             problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
         elif max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"])) > TOL:
             problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
+        if device != "cpu":
+            continue  # `t0 score` runs on the CPU
         row = run_t0(binary, ["score", "--model", d, "--json", "--input-ids", ids_arg(ids),
                               *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
         err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
@@ -255,6 +259,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0-9", help="e.g. 0-19 or 3,7,12-15")
     ap.add_argument("--t0", default="target/release/t0", help="the t0 binary")
+    ap.add_argument("--device", default="cpu", help="`t0 generate --device`: cpu, host (the device path on the "
+                    "CPU) or cuda (a build with feature cuda)")
     ap.add_argument("--texts", type=int, default=0, help="also check the tokenizer on this many random texts")
     ap.add_argument("--spm-variants", action="store_true", help="with --texts: also on six trained vocabularies")
     ap.add_argument("--work", default="/tmp/t0-cross-check", help="where the models are written")
@@ -262,7 +268,7 @@ def main():
     torch.set_num_threads(1)
     failed = 0
     for seed in seeds(args.seeds):
-        desc, problems, ties = check(seed, args.t0, args.work)
+        desc, problems, ties = check(seed, args.t0, args.work, args.device)
         status = "ok" if not problems else "MISMATCH"
         print(f"seed {seed}: {status}{f' ({ties} near-tie)' if ties else ''}  {desc}", flush=True)
         for p in problems:

@@ -209,3 +209,22 @@ fn cuda_backend_matches_hf() {
     check_against_hf(make, DeviceDType::F32, 1e-4);
     check_against_hf(make, DeviceDType::Bf16, BF16_ACTIVATION_ROUNDING);
 }
+
+/// The transformers-5 fixtures (tied head, `scale_decoder_outputs` false or true): the device
+/// path scales the decoder output as the config says (see `parity::transformers5_saved_models_match_hf`).
+#[test]
+fn transformers5_saved_models_on_the_host_backend() {
+    for name in ["unscaled", "scaled"] {
+        let dir = fixtures().join("transformers5").join(name);
+        let model = T5Model::from_dir(&dir).unwrap();
+        let dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32).unwrap();
+        let exp: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        let opts = GenerationConfig::greedy(exp["max_new_tokens"].as_u64().unwrap() as usize);
+        for (i, case) in exp["cases"].as_array().unwrap().iter().enumerate() {
+            let out = dev.generate(&[ids(&case["input_ids"])], &opts).unwrap();
+            let g = &case["greedy"];
+            assert_eq!(out[0][0].token_ids, ids(&g["token_ids"]), "{name} case {i} ids");
+            assert_close(&out[0][0].token_logprobs, &floats(&g["token_logprobs"]), 1e-4, &format!("{name} case {i}"));
+        }
+    }
+}

@@ -207,3 +207,27 @@ fn choice_scores_match_hf_with_one_encoder_pass() {
         }
     });
 }
+
+/// Models written by transformers 5.x (tools/gen_fixtures_tf5.py): every config says
+/// `tie_word_embeddings: true`, and `scale_decoder_outputs` says whether the decoder output is
+/// scaled before the (tied) head. Greedy ids are the same either way (a positive scale keeps
+/// the argmax); the log-probs tell the two apart.
+#[test]
+fn transformers5_saved_models_match_hf() {
+    for name in ["unscaled", "scaled"] {
+        let dir = fixtures().join("transformers5").join(name);
+        let model = T5Model::from_dir(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let exp: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        assert_eq!(model.config().scale_decoder_outputs, name == "scaled");
+        assert!(model.config().tie_word_embeddings);
+        let opts = GenerationConfig::greedy(exp["max_new_tokens"].as_u64().unwrap() as usize);
+        for (i, case) in exp["cases"].as_array().unwrap().iter().enumerate() {
+            let out = model.generate(&[ids(&case["input_ids"])], &opts).unwrap();
+            let g = &case["greedy"];
+            assert_eq!(out[0][0].token_ids, ids(&g["token_ids"]), "{name} case {i} ids");
+            let want = floats(&g["token_logprobs"]);
+            assert_close(&out[0][0].token_logprobs, &want, TOL, &format!("{name} case {i} log-probs"));
+        }
+    }
+}

@@ -37,6 +37,7 @@ fn json_summary() {
     assert_eq!(v["config"]["d_model"], 32);
     assert_eq!(v["config"]["feed_forward_proj"], "gated-gelu");
     assert_eq!(v["config"]["tie_word_embeddings"], false);
+    assert_eq!(v["config"]["scale_decoder_outputs"], false);
     assert_eq!(v["parameters"], 2105984);
     assert_eq!(v["sharded"], false);
     assert_eq!(v["stored_dtypes"][0]["dtype"], "f32");

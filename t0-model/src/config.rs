@@ -53,8 +53,13 @@ pub struct T5Config {
     pub feed_forward: FeedForward,
     /// The original `feed_forward_proj` string.
     pub feed_forward_proj: String,
-    /// LM head shares the embedding (and the decoder output is scaled by `d_model^-0.5`).
+    /// LM head shares the embedding (when the weights hold no `lm_head.weight` of their own).
     pub tie_word_embeddings: bool,
+    /// The decoder output is scaled by `d_model^-0.5` before the LM head (original T5's tied
+    /// head). transformers 4.x scales iff `tie_word_embeddings`; transformers 5.x writes
+    /// `tie_word_embeddings: true` for every T5 and says whether to scale in
+    /// `scale_decoder_outputs`, which is read when present.
+    pub scale_decoder_outputs: bool,
     /// First decoder input (default: the pad id, 0).
     pub decoder_start_token_id: u32,
     /// End of sequence (default 1).
@@ -198,6 +203,11 @@ impl T5Config {
             Some(Value::Bool(b)) => *b,
             Some(v) => return Err(k.err("tie_word_embeddings", format!("expected true or false, found {v}"))),
         };
+        let scale_decoder_outputs = match map.get("scale_decoder_outputs") {
+            None | Some(Value::Null) => tie_word_embeddings,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(k.err("scale_decoder_outputs", format!("expected true or false, found {v}"))),
+        };
         let pad_token_id = k.token_id("pad_token_id", 0)?;
         let eos_token_id = k.token_id("eos_token_id", 1)?;
         let decoder_start_token_id = k.token_id("decoder_start_token_id", pad_token_id)?;
@@ -224,6 +234,7 @@ impl T5Config {
             feed_forward,
             feed_forward_proj: proj,
             tie_word_embeddings,
+            scale_decoder_outputs,
             decoder_start_token_id,
             eos_token_id,
             pad_token_id,

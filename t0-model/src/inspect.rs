@@ -47,6 +47,9 @@ pub struct ConfigSummary {
     pub vocab_size: usize,
     /// LM head tied to the embedding.
     pub tie_word_embeddings: bool,
+    /// Decoder output scaled by `d_model^-0.5` before the head (see
+    /// [`T5Config::scale_decoder_outputs`](crate::T5Config::scale_decoder_outputs)).
+    pub scale_decoder_outputs: bool,
     /// Relative-position buckets.
     pub relative_attention_num_buckets: usize,
     /// Relative-position maximum distance.
@@ -357,6 +360,7 @@ impl ModelInfo {
                 feed_forward_proj: c.feed_forward_proj.clone(),
                 vocab_size: c.vocab_size,
                 tie_word_embeddings: c.tie_word_embeddings,
+                scale_decoder_outputs: c.scale_decoder_outputs,
                 relative_attention_num_buckets: c.relative_attention_num_buckets,
                 relative_attention_max_distance: c.relative_attention_max_distance,
             },

@@ -626,7 +626,7 @@ impl T5Model {
     /// `work.logits[..m·vocab]` from the decoder's output in `work.normed`.
     fn logits_into(&self, work: &mut Workspace, m: usize) {
         let h = &mut work.normed[..m * self.config.d_model];
-        if self.config.tie_word_embeddings {
+        if self.config.scale_decoder_outputs {
             self.kernels.scale(h, (self.config.d_model as f64).powf(-0.5) as f32);
         }
         let logits = sized(&mut work.logits, m * self.config.vocab_size);

@@ -54,7 +54,13 @@ pub fn run(a: Args) -> Result<()> {
     println!("heads            {} x d_kv {} (inner {})", c.num_heads, c.d_kv, c.num_heads * c.d_kv);
     println!("d_ff             {} ({})", c.d_ff, c.feed_forward_proj);
     println!("vocab            {}", c.vocab_size);
-    println!("tied embeddings  {}", if c.tie_word_embeddings { "yes (LM head = embedding, scaled)" } else { "no" });
+    let tied = match (c.tie_word_embeddings, c.scale_decoder_outputs) {
+        (true, true) => "yes (LM head = embedding, decoder output scaled by d_model^-0.5)",
+        (true, false) => "yes (LM head = embedding, decoder output not scaled: scale_decoder_outputs false)",
+        (false, true) => "no (decoder output scaled by d_model^-0.5: scale_decoder_outputs true)",
+        (false, false) => "no",
+    };
+    println!("tied embeddings  {tied}");
     println!(
         "relative buckets {} (max distance {})",
         c.relative_attention_num_buckets, c.relative_attention_max_distance

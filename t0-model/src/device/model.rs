@@ -528,7 +528,7 @@ impl<B: Backend> DeviceModel<B> {
             b.add_assign(&mut w.h, &w.tmp, rows * d)?;
         }
         b.rms_norm(&w.h, &self.dec_final, eps, rows, d, &mut w.normed)?;
-        if c.tie_word_embeddings {
+        if c.scale_decoder_outputs {
             b.scale(&mut w.normed, rows * d, tied_scale(d))?;
         }
         b.linear(&w.normed, rows, &self.lm_head.w, &mut state.logits)?;

@@ -806,6 +806,28 @@ fn generate_on_a_device() {
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
 }
 
+/// A negative `--length-penalty` (HF allows it: shorter hypotheses win) parses as a number,
+/// and gives HF's beams: gated-gelu-inner, 4 beams, 2 returned, transformers 4.57.6
+/// (`length_penalty=-1.0`: `[300, 435, 244, 94, 1]` at -9.73113, `[300, 435, 244, 94, 276, 240,
+/// 300, 1]` at -28.02937; with 1.0 the second beam is another sequence altogether).
+#[test]
+fn negative_length_penalty() {
+    let dir = fixture("models/gated-gelu-inner");
+    let m = dir.to_str().unwrap();
+    let args = ["generate", "--model", m, "--input-ids", "40,41,42,43,44,45,1", "--num-beams", "4"];
+    let args = [&args[..], &["--num-return-sequences", "2", "--max-new-tokens", "12", "--json"]].concat();
+    let (code, out, err) = t0(&[&args[..], &["--length-penalty", "-1"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ids: Vec<Vec<u64>> =
+        rows.iter().map(|r| r["token_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()).collect();
+    assert_eq!(ids, [vec![300, 435, 244, 94, 1], vec![300, 435, 244, 94, 276, 240, 300, 1]]);
+    for (r, want) in rows.iter().zip([-9.731127738952637, -28.029373168945312]) {
+        let got = r["score"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-3, "{got} vs HF {want}");
+    }
+}
+
 // ---- Memory ----------------------------------------------------------------------------------
 
 /// A config whose weights would take about 10 TB, with a tiny weights file: the estimate runs

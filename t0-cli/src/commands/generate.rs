@@ -55,8 +55,8 @@ pub struct GenArgs {
     /// Sequences returned per input (beam search).
     #[arg(long, default_value_t = 1)]
     num_return_sequences: usize,
-    /// Beam scores are divided by length ** length_penalty.
-    #[arg(long, default_value_t = 1.0)]
+    /// Beam scores are divided by length ** length_penalty (negative: shorter sequences win).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     length_penalty: f32,
     /// Beam search stopping rule: false (HF's default), true or never.
     #[arg(long, default_value = "false", value_parser = parse_early_stopping)]

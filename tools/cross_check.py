@@ -3,7 +3,7 @@
 
 The committed fixtures (tools/gen_fixtures.py) pin six shapes. This draws fresh ones: every seed makes a
 random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances (some under the bucket count), every
-feed-forward kind T5 configs use, tied or untied head, f32/bf16/f16 storage, sometimes eos/decoder-start ids
+feed-forward kind T5 configs use, tied or untied head, f32/bf16/f16 storage, every third model sharded, sometimes eos/decoder-start ids
 other than 1/0, sometimes saved as mT5), random weights, random inputs (some longer than the bucket distance), then compares:
 
 * greedy ids and token log-probs of several inputs decoded as one padded batch;
@@ -83,7 +83,9 @@ def build(config, seed, storage, out):
         head[config.eos_token_id].mul_(3.0)
     shutil.rmtree(out, ignore_errors=True)
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[storage]
-    model.to(dtype).save_pretrained(out, safe_serialization=True)
+    # Every third model sharded (model.safetensors.index.json + shards), as large checkpoints are.
+    shard = {"max_shard_size": "20KB"} if seed % 3 == 1 else {}
+    model.to(dtype).save_pretrained(out, safe_serialization=True, **shard)
     # Reload what was written: the reference is the model as stored, computed in f32.
     return cls.from_pretrained(out).float().eval()
 
@@ -210,7 +212,8 @@ def check(seed, binary, work, device="cpu"):
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
             f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "
             f"tied={config.tie_word_embeddings} type={config.model_type} vocab={v} eos={eos} start={config.decoder_start_token_id} "
-            f"eps={config.layer_norm_epsilon} storage={storage} hf32-vs-64={f64_gap:.0e}")
+            f"eps={config.layer_norm_epsilon} storage={storage}{' sharded' if seed % 3 == 1 else ''} "
+            f"hf32-vs-64={f64_gap:.0e}")
     return desc, problems, ties
 
 

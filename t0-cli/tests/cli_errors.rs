@@ -806,6 +806,50 @@ fn generate_on_a_device() {
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
 }
 
+/// A model's generation_config.json sets the defaults, as HF's `generate()` takes them; flags
+/// win. HF (transformers 4.57.6, `model.generate(input_ids)` with no options) on
+/// relu-tied-deepdec with this file: `[139, 96, 193, 193, 96, 96, 222, 96]` at -4.93533 and
+/// `[139, 96, 193, 193, 96, 96, 250, 96]` at -4.95682 (`max_length` 9 and `min_length` 4
+/// count the decoder start token).
+#[test]
+fn model_generation_config_sets_the_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("models/relu-tied-deepdec");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let gen = r#"{"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0, "num_beams": 3,
+      "num_return_sequences": 2, "max_length": 9, "min_length": 4, "no_repeat_ngram_size": 2,
+      "length_penalty": 0.5, "transformers_version": "4.57.6"}"#;
+    std::fs::write(tmp.path().join("generation_config.json"), gen).unwrap();
+    let m = tmp.path().to_str().unwrap();
+    let rows = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let (code, out, err) =
+            t0(&[&["generate", "--model", m, "--input-ids", "5,6,7,1", "--json"][..], extra].concat());
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let ids = |r: &serde_json::Value| -> Vec<u64> {
+        r["token_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+    };
+    let hf = rows(&[]);
+    assert_eq!(
+        hf.iter().map(ids).collect::<Vec<_>>(),
+        [vec![139, 96, 193, 193, 96, 96, 222, 96], vec![139, 96, 193, 193, 96, 96, 250, 96]]
+    );
+    for (r, want) in hf.iter().zip([-4.935330867767334, -4.956821918487549]) {
+        assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-4, "{r} vs HF {want}");
+    }
+    // Flags over the file: greedy, 2 tokens.
+    let greedy = rows(&["--num-beams", "1", "--num-return-sequences", "1", "--max-new-tokens", "2"]);
+    assert_eq!(greedy.len(), 1);
+    assert_eq!(ids(&greedy[0]).len(), 2);
+    // A broken file is a clear error naming it.
+    std::fs::write(tmp.path().join("generation_config.json"), r#"{"num_beams": "three"}"#).unwrap();
+    let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1"]);
+    assert_fails(code, &err, "generation_config.json");
+}
+
 /// A negative `--length-penalty` (HF allows it: shorter hypotheses win) parses as a number,
 /// and gives HF's beams: gated-gelu-inner, 4 beams, 2 returned, transformers 4.57.6
 /// (`length_penalty=-1.0`: `[300, 435, 244, 94, 1]` at -9.73113, `[300, 435, 244, 94, 276, 240,

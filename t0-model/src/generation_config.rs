@@ -113,6 +113,30 @@ impl GenerationConfig {
         Self { max_new_tokens, ..Self::default() }
     }
 
+    /// The defaults a model directory sets: its `generation_config.json` read with
+    /// [`GenerationConfig::from_file`], or [`GenerationConfig::default`] when it has none
+    /// (as HF's `generate` starts from the model's generation config).
+    ///
+    /// ```
+    /// use t0_model::GenerationConfig;
+    /// let dir = std::env::temp_dir().join(format!("t0-gencfg-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// assert_eq!(GenerationConfig::from_model_dir(&dir)?, GenerationConfig::default());
+    /// std::fs::write(dir.join("generation_config.json"), r#"{"num_beams": 4, "max_length": 64}"#)?;
+    /// let cfg = GenerationConfig::from_model_dir(&dir)?;
+    /// assert_eq!((cfg.num_beams, cfg.max_new_tokens), (4, 63)); // max_length counts the start token
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_model_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("generation_config.json");
+        if path.is_file() {
+            Self::from_file(&path)
+        } else {
+            Ok(Self::default())
+        }
+    }
+
     /// Read a `generation_config.json` (unknown keys are ignored, as HF's own are many).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
@@ -129,6 +153,12 @@ impl GenerationConfig {
         if v.get("max_new_tokens").is_none_or(|x| x.is_null()) {
             if let Some(ml) = cfg.max_length {
                 cfg.max_new_tokens = ml.saturating_sub(1).max(1);
+            }
+        }
+        // HF's `min_length` counts the decoder start token too.
+        if v.get("min_new_tokens").is_none_or(|x| x.is_null()) {
+            if let Some(ml) = v.get("min_length").and_then(serde_json::Value::as_u64) {
+                cfg.min_new_tokens = (ml as usize).saturating_sub(1);
             }
         }
         Ok(cfg)

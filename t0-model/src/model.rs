@@ -14,6 +14,7 @@ use crate::config::T5Config;
 use crate::decoder::{Decoder, DecoderLayer};
 use crate::encoder::{Encoder, EncoderLayer};
 use crate::feed_forward::{FeedForward, Wi};
+use crate::generation_config::GenerationConfig;
 use crate::linear::Linear;
 use crate::position_bias::RelativeBias;
 use crate::weights::WeightFiles;
@@ -97,6 +98,7 @@ pub struct T5Model {
     encoder_passes: AtomicUsize,
     max_input_tokens: usize,
     unused_tensors: Vec<String>,
+    generation_config: GenerationConfig,
 }
 
 // A loaded model is shared between threads: keep it so.
@@ -179,6 +181,7 @@ impl T5Model {
             return Err(ModelError::MissingFile { dir: dir.to_path_buf(), what: "no config.json".into() });
         }
         let config = T5Config::from_file(&config_path)?;
+        let generation_config = GenerationConfig::from_model_dir(dir)?;
         let paths = crate::weights::weight_paths(dir)?;
         let files = WeightFiles::open(dir)?;
         if options.check_memory {
@@ -195,6 +198,7 @@ impl T5Model {
             }
         }
         let mut model = Self::from_weights(config, &files, dir, options, progress)?;
+        model.generation_config = generation_config;
         // Checkpoints often hold copies of the tied embedding under these names.
         let mut ignore = vec!["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"];
         if model.config.tie_word_embeddings {
@@ -401,6 +405,7 @@ impl T5Model {
             encoder_passes: AtomicUsize::new(0),
             max_input_tokens: options.max_input_tokens,
             unused_tensors: Vec::new(),
+            generation_config: GenerationConfig::default(),
         })
     }
 
@@ -434,6 +439,22 @@ impl T5Model {
     /// The configuration.
     pub fn config(&self) -> &T5Config {
         &self.config
+    }
+
+    /// The model's default generation options: its `generation_config.json` as HF reads it
+    /// (`max_length` counts the decoder start token), or [`GenerationConfig::default`] when
+    /// the directory has none. What `t0 generate` and `t0 serve` start from before their
+    /// options; [`T5Model::generate`] itself takes the options it is given.
+    ///
+    /// ```
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap();
+    /// let model = t0_model::T5Model::from_dir("tests/fixtures/models/t0-tiny".as_ref())?;
+    /// // Its generation_config.json sets only token ids: the defaults.
+    /// assert_eq!(model.generation_config(), &t0_model::GenerationConfig::default());
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn generation_config(&self) -> &GenerationConfig {
+        &self.generation_config
     }
 
     /// The directory the model was loaded from.

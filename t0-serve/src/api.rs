@@ -52,11 +52,19 @@ pub struct GenerateRequest {
 }
 
 impl GenerateRequest {
-    /// The generation config these options give, exactly as `t0 generate`'s flags would, checked
-    /// (and `max_new_tokens` at most `max_new_tokens_cap`, `num_beams` at most `max_beams`).
-    pub fn config(&self, max_new_tokens_cap: usize, max_beams: usize) -> Result<GenerationConfig, ApiError> {
-        let d = GenerationConfig::default();
-        let sampling = self.do_sample.unwrap_or(false)
+    /// The generation config these options give over `base` (the model's
+    /// `generation_config.json`, or the defaults), exactly as `t0 generate`'s flags would,
+    /// checked (and `max_new_tokens` at most `max_new_tokens_cap`, `num_beams` at most
+    /// `max_beams`). A `max_new_tokens` that only `base` sets is lowered to the cap.
+    pub fn config(
+        &self,
+        base: &GenerationConfig,
+        max_new_tokens_cap: usize,
+        max_beams: usize,
+    ) -> Result<GenerationConfig, ApiError> {
+        let mut d = base.clone();
+        d.max_new_tokens = d.max_new_tokens.min(max_new_tokens_cap.max(1));
+        let sampling = self.do_sample.unwrap_or(d.do_sample)
             || self.temperature.is_some()
             || self.top_k.is_some()
             || self.top_p.is_some()
@@ -213,21 +221,39 @@ mod tests {
     #[test]
     fn sampling_options_imply_do_sample() {
         let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x", "seed": 3}"#).unwrap();
-        let cfg = r.config(100, 4).unwrap();
+        let cfg = r.config(&GenerationConfig::default(), 100, 4).unwrap();
         assert!(cfg.do_sample);
         assert_eq!(cfg.seed, 3);
         let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x"}"#).unwrap();
-        assert_eq!(r.config(100, 4).unwrap(), GenerationConfig::default());
+        assert_eq!(r.config(&GenerationConfig::default(), 100, 4).unwrap(), GenerationConfig::default());
+    }
+
+    /// The model's generation_config.json gives the defaults; a request's options win, and a
+    /// budget only the model sets is lowered to the server's cap.
+    #[test]
+    fn model_defaults_under_the_request() {
+        let base =
+            GenerationConfig { num_beams: 3, max_new_tokens: 500, no_repeat_ngram_size: 2, ..Default::default() };
+        let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x"}"#).unwrap();
+        let cfg = r.config(&base, 100, 4).unwrap();
+        assert_eq!((cfg.num_beams, cfg.max_new_tokens, cfg.no_repeat_ngram_size), (3, 100, 2));
+        let r: GenerateRequest =
+            serde_json::from_str(r#"{"prompt": "x", "num_beams": 1, "max_new_tokens": 7}"#).unwrap();
+        let cfg = r.config(&base, 100, 4).unwrap();
+        assert_eq!((cfg.num_beams, cfg.max_new_tokens, cfg.no_repeat_ngram_size), (1, 7, 2));
+        let sampled = GenerationConfig { do_sample: true, ..Default::default() };
+        let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x", "do_sample": false}"#).unwrap();
+        assert!(!r.config(&sampled, 100, 4).unwrap().do_sample);
     }
 
     #[test]
     fn bad_options_name_the_option() {
         let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x", "top_p": 2.0}"#).unwrap();
-        assert!(r.config(100, 4).unwrap_err().message.contains("top_p"));
+        assert!(r.config(&GenerationConfig::default(), 100, 4).unwrap_err().message.contains("top_p"));
         let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x", "max_new_tokens": 101}"#).unwrap();
-        assert!(r.config(100, 4).unwrap_err().message.contains("limit of 100"));
+        assert!(r.config(&GenerationConfig::default(), 100, 4).unwrap_err().message.contains("limit of 100"));
         let r: GenerateRequest = serde_json::from_str(r#"{"prompt": "x", "num_beams": 5}"#).unwrap();
-        assert!(r.config(100, 4).unwrap_err().message.contains("limit of 4"));
+        assert!(r.config(&GenerationConfig::default(), 100, 4).unwrap_err().message.contains("limit of 4"));
         let e = parse_body::<GenerateRequest>(br#"{"promt": "x"}"#).unwrap_err();
         assert!(e.message.contains("unknown field `promt`"), "{}", e.message);
     }

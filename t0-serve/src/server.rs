@@ -160,7 +160,7 @@ async fn generate(State(app): State<App>, body: Result<Bytes, BytesRejection>) -
     let arrived = Instant::now();
     let prepared = body_bytes(body).and_then(|b| {
         let req: GenerateRequest = api::parse_body(&b)?;
-        let cfg = req.config(app.options.max_new_tokens, app.options.max_batch)?;
+        let cfg = req.config(app.t0.model().generation_config(), app.options.max_new_tokens, app.options.max_batch)?;
         let tok = app.t0.tokenizer().ok();
         let input = api::prompt_ids(req.prompt.as_deref(), req.input_ids.as_deref(), req.no_eos, tok)?;
         api::check_len("the prompt", input.len(), app.options.max_input_tokens)?;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use t0_model::{EarlyStopping, Generated, GenerationConfig, Tokenizer};
 
 /// Options of `t0 generate`.
@@ -40,48 +40,50 @@ pub struct Args {
     device: super::device::Device,
 }
 
-/// Generation options shared by the commands that generate.
+/// Generation options shared by the commands that generate. Each one left out takes the
+/// model's `generation_config.json` value, else the default shown.
 #[derive(Debug, clap::Args)]
 pub struct GenArgs {
-    /// Most tokens to generate.
-    #[arg(long, default_value_t = 20)]
-    max_new_tokens: usize,
-    /// `</s>` is not generated before this many tokens.
-    #[arg(long, default_value_t = 0)]
-    min_new_tokens: usize,
-    /// Beam search with this many beams.
-    #[arg(long, default_value_t = 1)]
-    num_beams: usize,
-    /// Sequences returned per input (beam search).
-    #[arg(long, default_value_t = 1)]
-    num_return_sequences: usize,
-    /// Beam scores are divided by length ** length_penalty (negative: shorter sequences win).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    length_penalty: f32,
+    /// Most tokens to generate [default: 20, or the model's generation_config.json].
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// `</s>` is not generated before this many tokens [default: 0].
+    #[arg(long)]
+    min_new_tokens: Option<usize>,
+    /// Beam search with this many beams [default: 1].
+    #[arg(long)]
+    num_beams: Option<usize>,
+    /// Sequences returned per input (beam search) [default: 1].
+    #[arg(long)]
+    num_return_sequences: Option<usize>,
+    /// Beam scores are divided by length ** length_penalty (negative: shorter sequences win)
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    length_penalty: Option<f32>,
     /// Beam search stopping rule: false (HF's default), true or never.
-    #[arg(long, default_value = "false", value_parser = parse_early_stopping)]
-    early_stopping: EarlyStopping,
-    /// Forbid repeating n-grams of this size.
-    #[arg(long, default_value_t = 0)]
-    no_repeat_ngram_size: usize,
+    #[arg(long, value_parser = parse_early_stopping)]
+    early_stopping: Option<EarlyStopping>,
+    /// Forbid repeating n-grams of this size [default: 0].
+    #[arg(long)]
+    no_repeat_ngram_size: Option<usize>,
     /// Sample instead of greedy decoding (implied by --temperature, --top-k, --top-p and --seed).
     #[arg(long)]
     do_sample: bool,
-    /// Sampling temperature.
+    /// Sampling temperature [default: 1].
     #[arg(long)]
     temperature: Option<f32>,
-    /// Sample among the k most likely tokens (default 50 when sampling; 0 = all).
+    /// Sample among the k most likely tokens (0 = all) [default: 50].
     #[arg(long)]
     top_k: Option<usize>,
-    /// Sample among the most likely tokens whose probability adds up to p.
+    /// Sample among the most likely tokens whose probability adds up to p [default: 1].
     #[arg(long)]
     top_p: Option<f32>,
-    /// Seed of the sampler (same seed, same output).
+    /// Seed of the sampler (same seed, same output) [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Penalise tokens already generated (1 = off).
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
+    /// Penalise tokens already generated (1 = off) [default: 1].
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
 }
 
 fn parse_early_stopping(s: &str) -> Result<EarlyStopping, String> {
@@ -94,28 +96,29 @@ fn parse_early_stopping(s: &str) -> Result<EarlyStopping, String> {
 }
 
 impl GenArgs {
-    pub fn config(&self) -> Result<GenerationConfig> {
+    /// The options given, over `base` (the model's `generation_config.json`, or the defaults).
+    pub fn config(&self, base: &GenerationConfig) -> Result<GenerationConfig> {
         let sampling = self.do_sample
             || self.temperature.is_some()
             || self.top_k.is_some()
             || self.top_p.is_some()
             || self.seed.is_some();
-        let d = GenerationConfig::default();
+        let b = base.clone();
         let cfg = GenerationConfig {
-            max_new_tokens: self.max_new_tokens,
-            min_new_tokens: self.min_new_tokens,
+            max_new_tokens: self.max_new_tokens.unwrap_or(b.max_new_tokens),
+            min_new_tokens: self.min_new_tokens.unwrap_or(b.min_new_tokens),
             max_length: None,
-            num_beams: self.num_beams,
-            num_return_sequences: self.num_return_sequences,
-            length_penalty: self.length_penalty,
-            early_stopping: self.early_stopping,
-            no_repeat_ngram_size: self.no_repeat_ngram_size,
-            do_sample: sampling,
-            temperature: self.temperature.unwrap_or(d.temperature),
-            top_k: self.top_k.unwrap_or(d.top_k),
-            top_p: self.top_p.unwrap_or(d.top_p),
-            repetition_penalty: self.repetition_penalty,
-            seed: self.seed.unwrap_or(d.seed),
+            num_beams: self.num_beams.unwrap_or(b.num_beams),
+            num_return_sequences: self.num_return_sequences.unwrap_or(b.num_return_sequences),
+            length_penalty: self.length_penalty.unwrap_or(b.length_penalty),
+            early_stopping: self.early_stopping.unwrap_or(b.early_stopping),
+            no_repeat_ngram_size: self.no_repeat_ngram_size.unwrap_or(b.no_repeat_ngram_size),
+            do_sample: sampling || b.do_sample,
+            temperature: self.temperature.unwrap_or(b.temperature),
+            top_k: self.top_k.unwrap_or(b.top_k),
+            top_p: self.top_p.unwrap_or(b.top_p),
+            repetition_penalty: self.repetition_penalty.unwrap_or(b.repetition_penalty),
+            seed: self.seed.unwrap_or(b.seed),
         };
         if cfg.max_new_tokens == 0 {
             bail!("--max-new-tokens must be at least 1");
@@ -126,7 +129,10 @@ impl GenArgs {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let cfg = a.gen.config()?;
+    // The model's generation_config.json (read before the weights, so bad options fail fast).
+    let dir = a.model.dir()?;
+    let base = GenerationConfig::from_model_dir(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let cfg = a.gen.config(&base)?;
     if a.prompts.is_empty() && a.input_ids.is_empty() && a.input.is_none() {
         bail!("nothing to generate from: give a text PROMPT, --input-ids or --input FILE.jsonl");
     }

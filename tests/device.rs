@@ -54,6 +54,18 @@ fn check_against_hf<B: Backend>(make: impl Fn() -> B, dtype: DeviceDType, tol: f
             };
             assert_close(&hidden, &want_hidden, tol, &format!("{what} encoder"));
             assert_close(&device_teacher_logits(&dev, case), &want_logits, tol, &format!("{what} teacher"));
+            // Rank classification: HF's choice scores (f32), or the CPU model's with the same
+            // bf16 weights.
+            let ch = &case["choices"];
+            let choices: Vec<Vec<u32>> = ch["choices"].as_array().unwrap().iter().map(ids).collect();
+            let r = dev.classify(&input, &choices, false).unwrap();
+            let sums: Vec<f32> = r.choices.iter().map(|c| c.sum).collect();
+            let want = match &bf16 {
+                None => floats(&ch["scores"]),
+                Some(cpu) => cpu.classify(&input, &choices, false).unwrap().choices.iter().map(|c| c.sum).collect(),
+            };
+            assert_close(&sums, &want, tol, &format!("{what} choice scores"));
+            assert_eq!(r.best, (0..want.len()).fold(0, |b, j| if want[j] > want[b] { j } else { b }), "{what} best");
             if dtype == DeviceDType::F32 {
                 let greedy = ids(&case["greedy"]["token_ids"]);
                 let got = dev.generate_greedy(&[&input], 12).unwrap();

@@ -806,6 +806,48 @@ fn generate_on_a_device() {
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
 }
 
+/// `t0 score --device host` gives the CPU's scores and choice (text and id choices); options
+/// the device path cannot honour are errors.
+#[test]
+fn score_on_a_device() {
+    let m = fixture("models/t0-tiny");
+    let m = m.to_str().unwrap();
+    let args = [
+        "score",
+        "--model",
+        m,
+        "Is this review positive or negative? Review: the best skillet",
+        "--choice",
+        "Positive",
+        "--choice",
+        "Negative",
+        "--choice-ids",
+        "5,6,7,1",
+        "--json",
+    ];
+    let parse = |out: &str| -> (Vec<f64>, u64) {
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        (v["scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(), v["best"].as_u64().unwrap())
+    };
+    for extra in [&[][..], &["--length-normalize"][..]] {
+        let (code, cpu, err) = t0(&[&args[..], extra].concat());
+        assert_eq!(code, 0, "{err}");
+        let (code, dev, err) = t0(&[&args[..], extra, &["--device", "host"]].concat());
+        assert_eq!(code, 0, "{err}");
+        let ((cpu, best_cpu), (dev, best_dev)) = (parse(&cpu), parse(&dev));
+        assert_eq!(cpu.len(), 3);
+        assert_eq!(best_cpu, best_dev, "{extra:?}");
+        for (a, b) in cpu.iter().zip(&dev) {
+            assert!((a - b).abs() < 1e-4, "{extra:?}: {cpu:?} vs {dev:?}");
+        }
+    }
+    let (code, _, err) =
+        t0(&["score", "--model", m, "--input-ids", "5,1", "--choice-ids", "1", "--device", "host", "--dtype", "int8"]);
+    assert_fails(code, &err, "--dtype int8 is not available on a device");
+    let (code, _, err) = t0(&["score", "--model", m, "--input", "x.jsonl", "--device", "host"]);
+    assert_fails(code, &err, "--input FILE runs on the CPU model");
+}
+
 /// A model's generation_config.json sets the defaults, as HF's `generate()` takes them; flags
 /// win. HF (transformers 4.57.6, `model.generate(input_ids)` with no options) on
 /// relu-tied-deepdec with this file: `[139, 96, 193, 193, 96, 96, 222, 96]` at -4.93533 and

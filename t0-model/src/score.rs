@@ -1,6 +1,7 @@
 //! Rank classification (how T0 is evaluated): score each answer choice by the log-probability
 //! the model gives it after the prompt, and pick the best.
 
+use crate::decoding::Decoding;
 use crate::{ModelError, Result, T5Model};
 
 /// The score of one answer choice.
@@ -39,15 +40,7 @@ impl T5Model {
     /// # Ok::<(), t0_model::ModelError>(())
     /// ```
     pub fn classify(&self, prompt: &[u32], choices: &[Vec<u32>], length_normalize: bool) -> Result<Classification> {
-        if prompt.is_empty() {
-            return Err(ModelError::InvalidArgument("the prompt is empty (an empty prompt is `</s>`)".into()));
-        }
-        if choices.is_empty() {
-            return Err(ModelError::InvalidArgument("no answer choices to score".into()));
-        }
-        if let Some(i) = choices.iter().position(Vec::is_empty) {
-            return Err(ModelError::InvalidArgument(format!("answer choice {i} has no tokens")));
-        }
+        check_request(prompt, choices)?;
         let c = self.config();
         let vocab = c.vocab_size;
         let t = choices.iter().map(Vec::len).max().unwrap_or(1);
@@ -72,16 +65,86 @@ impl T5Model {
                 self.kernels().log_softmax(row);
                 lps.push(row[tok as usize]);
             }
-            let sum: f32 = lps.iter().sum();
-            scores.push(ChoiceScore { sum, mean: sum / ch.len() as f32, token_logprobs: lps });
+            scores.push(ChoiceScore::new(lps));
         }
+        Ok(Classification::pick(scores, length_normalize))
+    }
+}
+
+impl ChoiceScore {
+    fn new(token_logprobs: Vec<f32>) -> Self {
+        let sum: f32 = token_logprobs.iter().sum();
+        Self { sum, mean: sum / token_logprobs.len().max(1) as f32, token_logprobs }
+    }
+}
+
+impl Classification {
+    /// The scores, and the best of them (the first of equal ones).
+    fn pick(choices: Vec<ChoiceScore>, length_normalize: bool) -> Self {
         let key = |s: &ChoiceScore| if length_normalize { s.mean } else { s.sum };
         let mut best = 0;
-        for (i, s) in scores.iter().enumerate() {
-            if key(s) > key(&scores[best]) {
+        for (i, s) in choices.iter().enumerate() {
+            if key(s) > key(&choices[best]) {
                 best = i;
             }
         }
-        Ok(Classification { choices: scores, best })
+        Classification { choices, best }
     }
+}
+
+/// A prompt and its choices are not empty.
+fn check_request(prompt: &[u32], choices: &[Vec<u32>]) -> Result<()> {
+    if prompt.is_empty() {
+        return Err(ModelError::InvalidArgument("the prompt is empty (an empty prompt is `</s>`)".into()));
+    }
+    if choices.is_empty() {
+        return Err(ModelError::InvalidArgument("no answer choices to score".into()));
+    }
+    if let Some(i) = choices.iter().position(Vec::is_empty) {
+        return Err(ModelError::InvalidArgument(format!("answer choice {i} has no tokens")));
+    }
+    Ok(())
+}
+
+/// Rank classification through [`Decoding`], one step per choice position: the prompt encoded
+/// once, a decoder row per choice reading it, each row fed its choice's tokens (a finished
+/// row is fed `pad` and its logits ignored). For models that decode one token per row and
+/// step (the device path); [`T5Model::classify`] teacher-forces all positions in one pass.
+pub(crate) fn classify_stepwise<M: Decoding>(
+    model: &M,
+    prompt: &[u32],
+    choices: &[Vec<u32>],
+    length_normalize: bool,
+    check_ids: impl Fn(&[u32]) -> Result<()>,
+) -> Result<Classification> {
+    check_request(prompt, choices)?;
+    check_ids(prompt)?;
+    for ch in choices {
+        check_ids(ch)?;
+    }
+    let c = model.config();
+    let (vocab, pad, start) = (c.vocab_size, c.pad_token_id, c.decoder_start_token_id);
+    let t = choices.iter().map(Vec::len).max().unwrap_or(1);
+    let mut state = model.begin(&[prompt], vec![0; choices.len()], t)?;
+    let mut lps: Vec<Vec<f32>> = choices.iter().map(|ch| Vec::with_capacity(ch.len())).collect();
+    for i in 0..t {
+        // Row r's input at position i: the start token, then its choice shifted right.
+        let tokens: Vec<u32> = choices
+            .iter()
+            .map(|ch| match i {
+                0 => start,
+                _ if i < ch.len() => ch[i - 1],
+                _ => pad,
+            })
+            .collect();
+        let logits = model.step(&mut state, &tokens)?;
+        for (r, ch) in choices.iter().enumerate() {
+            if let Some(&tok) = ch.get(i) {
+                let row = &mut logits[r * vocab..(r + 1) * vocab];
+                model.log_softmax(row);
+                lps[r].push(row[tok as usize]);
+            }
+        }
+    }
+    Ok(Classification::pick(lps.into_iter().map(ChoiceScore::new).collect(), length_normalize))
 }

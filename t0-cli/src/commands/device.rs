@@ -163,6 +163,23 @@ impl DeviceJob for Bench<'_> {
     }
 }
 
+/// Rank classification on a device as a [`DeviceJob`]: uploads the model, then scores the
+/// choices ([`DeviceModel::classify`]).
+pub struct Classify<'a> {
+    pub dtype: DeviceDType,
+    pub prompt: &'a [u32],
+    pub choices: &'a [Vec<u32>],
+    pub length_normalize: bool,
+}
+
+impl DeviceJob for Classify<'_> {
+    type Output = t0_model::Classification;
+    fn run<B: Backend>(self, model: &T5Model, backend: B) -> Result<t0_model::Classification> {
+        let (dev, _) = upload(model, backend, self.dtype)?;
+        Ok(dev.classify(self.prompt, self.choices, self.length_normalize)?)
+    }
+}
+
 /// Generation on a device as a [`DeviceJob`]: uploads the model, then greedy search, sampling or
 /// beam search of each input as `cfg` says ([`DeviceModel::generate`]).
 pub struct Generate<'a> {

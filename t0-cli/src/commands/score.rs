@@ -41,9 +41,17 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     load: super::load_args::LoadArgs,
+    /// Where to run: cpu (default), host (the device path on host memory) or `cuda[:N]` (feature
+    /// `cuda`). Off the CPU: `--dtype` f32 or bf16, no `--input FILE`.
+    #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
+    device: super::device::Device,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let on_device = a.device != super::device::Device::Cpu;
+    if on_device && a.input.is_some() {
+        bail!("--input FILE runs on the CPU model: leave out --device");
+    }
     if let Some(path) = &a.input {
         let t0 = load(&a)?;
         let quiet = !crate::ui::show_progress();
@@ -56,7 +64,9 @@ pub fn run(a: Args) -> Result<()> {
     if a.choices.is_empty() && a.choice_ids.is_empty() {
         bail!("no answer choices: give --choice TEXT (or --choice-ids) at least once");
     }
-    let t0 = load(&a)?;
+    // On a device the model is loaded as stored and converted as it is uploaded.
+    let dtype = if on_device { Some(super::device::device_dtype(a.dtype)?) } else { None };
+    let t0 = if on_device { a.model.load(a.load.options(None)?)?.with_eos(!a.no_eos) } else { load(&a)? };
     if a.input_ids.len() > 1 {
         bail!(
             "--input-ids was given {} times: score one prompt at a time (or use --input FILE.jsonl)",
@@ -74,7 +84,18 @@ pub fn run(a: Args) -> Result<()> {
         choices.push(t0.tokenizer()?.encode_with(c, true));
     }
     choices.extend(a.choice_ids.iter().cloned());
-    let r = t0.model().classify(&prompt, &choices, a.length_normalize)?;
+    let r = match dtype {
+        None => t0.model().classify(&prompt, &choices, a.length_normalize)?,
+        Some(dtype) => {
+            let job = super::device::Classify {
+                dtype,
+                prompt: &prompt,
+                choices: &choices,
+                length_normalize: a.length_normalize,
+            };
+            super::device::on_device(a.device, t0.model(), job)?
+        }
+    };
     let scores: Vec<f32> = r.choices.iter().map(|c| if a.length_normalize { c.mean } else { c.sum }).collect();
     if a.json {
         println!("{}", serde_json::json!({ "scores": scores, "best": r.best }));

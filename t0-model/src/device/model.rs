@@ -12,7 +12,7 @@ use crate::feed_forward::Wi;
 use crate::generate::Generated;
 use crate::linear::Linear;
 use crate::position_bias::{BiasVectors, RelativeBias};
-use crate::{GenerationConfig, ModelError, Result, T5Config, T5Model};
+use crate::{Classification, GenerationConfig, ModelError, Result, T5Config, T5Model};
 
 /// A weight on the device and its shape.
 struct DevLinear<B: Backend> {
@@ -579,6 +579,24 @@ impl<B: Backend> DeviceModel<B> {
     ) -> Result<Vec<Vec<Generated>>> {
         let check = |i: usize, x: &[u32]| crate::model::check_not_empty(i, x).and_then(|()| self.check_ids(x));
         crate::generate::generate_with(self, inputs, cfg, check, on_token)
+    }
+
+    /// Rank classification on the device, as [`T5Model::classify`]: `prompt` encoded once, a
+    /// decoder row per choice reading its cross-attention K/V, the choices' tokens fed one
+    /// position per step; only each step's logits come back to the host.
+    ///
+    /// ```
+    /// use t0_model::device::{DeviceDType, DeviceModel, HostBackend};
+    /// # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/t0-tiny");
+    /// let model = t0_model::T5Model::from_dir(&dir)?;
+    /// let dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32)?;
+    /// let choices = [vec![1465, 1], vec![2841, 1]];
+    /// let r = dev.classify(&[27, 7, 48, 1], &choices, false)?;
+    /// assert_eq!(r.best, model.classify(&[27, 7, 48, 1], &choices, false)?.best);
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn classify(&self, prompt: &[u32], choices: &[Vec<u32>], length_normalize: bool) -> Result<Classification> {
+        crate::score::classify_stepwise(self, prompt, choices, length_normalize, |x| self.check_ids(x))
     }
 
     /// Greedy decoding of each input (one row each, decoded together) for up to `max_new`

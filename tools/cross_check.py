@@ -24,7 +24,7 @@ Run from the repository root with the pinned environment of tools/requirements-f
     python tools/cross_check.py --seeds 0-19            # prints one line per model, exits 1 on a mismatch
     python tools/cross_check.py --seeds 0 --texts 300   # and 300 random texts through the tokenizer
     python tools/cross_check.py --seeds 0 --texts 300 --spm-variants   # also on six freshly trained vocabularies
-    python tools/cross_check.py --seeds 0-19 --device host   # generation through the device path (DeviceModel)
+    python tools/cross_check.py --seeds 0-19 --device host   # generation and scoring through DeviceModel
 
 Log-probs and scores are held to 1e-4 per token, or to twice HF's own float32-vs-float64 gap on that model
 (teacher-forced, printed as hf32-vs-64) where that is larger: some random models amplify rounding. A greedy
@@ -201,9 +201,7 @@ def check(seed, binary, work, device="cpu"):
             problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
         elif max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"])) > tol:
             problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
-        if device != "cpu":
-            continue  # `t0 score` runs on the CPU
-        row = run_t0(binary, ["score", "--model", d, "--json", "--input-ids", ids_arg(ids),
+        row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
                               *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
         err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
         if err > tol * max(len(c) for c in choices[k]):
@@ -295,7 +293,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0-9", help="e.g. 0-19 or 3,7,12-15")
     ap.add_argument("--t0", default="target/release/t0", help="the t0 binary")
-    ap.add_argument("--device", default="cpu", help="`t0 generate --device`: cpu, host (the device path on the "
+    ap.add_argument("--device", default="cpu", help="`t0 generate/score --device`: cpu, host (the device path on the "
                     "CPU) or cuda (a build with feature cuda)")
     ap.add_argument("--texts", type=int, default=0, help="also check the tokenizer on this many random texts")
     ap.add_argument("--spm-variants", action="store_true", help="with --texts: also on six trained vocabularies")

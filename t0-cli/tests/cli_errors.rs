@@ -806,6 +806,24 @@ fn generate_on_a_device() {
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");
 }
 
+/// A tokenizer t0 cannot read (here a BPE `tokenizer.json`, as CodeT5 ships) is a warning:
+/// token ids still run; a text prompt is an error giving the reason.
+#[test]
+fn unsupported_tokenizer_leaves_token_ids_working() {
+    let (_t, dir) = model_dir();
+    let bpe = r#"{"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#;
+    std::fs::write(dir.join("tokenizer.json"), bpe).unwrap();
+    let m = dir.to_str().unwrap();
+    let (code, out, err) = t0(&["generate", "--model", m, "--input-ids", "5,6,1", "--max-new-tokens", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: the tokenizer of") && err.contains("BPE is not supported"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v.get("text").is_none(), "{v}");
+    let (code, _, err) = t0(&["generate", "--model", m, "Hello"]);
+    assert_fails(code, &err, "the tokenizer did not load, so text needs token ids instead");
+    assert!(err.contains("BPE is not supported"), "{err}");
+}
+
 /// `t0 score --device host` gives the CPU's scores and choice (text and id choices); options
 /// the device path cannot honour are errors.
 #[test]

@@ -91,6 +91,16 @@ pub enum ModelError {
     /// An error from the tokenizer.
     #[error(transparent)]
     Tokenizer(#[from] t0_tokenizer::TokenizerError),
+    /// The model directory's tokenizer files did not load (kept by
+    /// [`crate::T0::with_model_lenient`]): text input and text output need them, token ids
+    /// do not. `reason` is the loading error.
+    #[error("{}: the tokenizer did not load, so text needs token ids instead: {reason}", dir.display())]
+    TokenizerUnavailable {
+        /// The model directory.
+        dir: PathBuf,
+        /// Why the tokenizer did not load.
+        reason: String,
+    },
     /// An error from the tensor layer.
     #[error(transparent)]
     Tensor(#[from] t0_tensor::TensorError),

@@ -32,6 +32,8 @@ pub struct TextGeneration {
 pub struct T0 {
     model: T5Model,
     tokenizer: Option<Tokenizer>,
+    /// Why the directory's tokenizer did not load ([`T0::with_model_lenient`]).
+    tokenizer_error: Option<String>,
     add_eos: bool,
 }
 
@@ -71,7 +73,46 @@ impl T0 {
         let dir = model.dir();
         let has_tokenizer = dir.join("spiece.model").is_file() || dir.join("tokenizer.json").is_file();
         let tokenizer = if has_tokenizer { Some(Tokenizer::from_dir(dir)?) } else { None };
-        Ok(Self { model, tokenizer, add_eos: true })
+        Ok(Self { model, tokenizer, tokenizer_error: None, add_eos: true })
+    }
+
+    /// As [`T0::with_model`], but tokenizer files that do not load (an unsupported kind, such
+    /// as a BPE `tokenizer.json`, or a damaged file) leave the pipeline without a tokenizer
+    /// instead of failing: token ids still work, and [`T0::tokenizer`] (so text input) returns
+    /// [`ModelError::TokenizerUnavailable`] with the reason, also given by
+    /// [`T0::tokenizer_error`].
+    ///
+    /// ```
+    /// # let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/relu-tied-deepdec");
+    /// let dir = std::env::temp_dir().join(format!("t0-lenient-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// for f in ["config.json", "model.safetensors"] {
+    ///     std::fs::copy(src.join(f), dir.join(f))?;
+    /// }
+    /// std::fs::write(dir.join("spiece.model"), b"not a sentencepiece model")?;
+    /// let t0 = t0_model::T0::with_model_lenient(t0_model::T5Model::from_dir(&dir)?);
+    /// assert!(t0.tokenizer_error().is_some());
+    /// assert!(t0.encode("Hello").is_err());
+    /// let out = t0.model().generate(&[vec![5, 1]], &t0_model::GenerationConfig::greedy(2))?;
+    /// assert!(!out[0][0].token_ids.is_empty());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_model_lenient(model: T5Model) -> Self {
+        let dir = model.dir();
+        let has_tokenizer = dir.join("spiece.model").is_file() || dir.join("tokenizer.json").is_file();
+        let (tokenizer, tokenizer_error) = match has_tokenizer.then(|| Tokenizer::from_dir(dir)) {
+            None => (None, None),
+            Some(Ok(t)) => (Some(t), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+        };
+        Self { model, tokenizer, tokenizer_error, add_eos: true }
+    }
+
+    /// Why the model directory's tokenizer did not load, for a pipeline made by
+    /// [`T0::with_model_lenient`]; `None` when it loaded or there is none.
+    pub fn tokenizer_error(&self) -> Option<&str> {
+        self.tokenizer_error.as_deref()
     }
 
     /// Encode prompts with `</s>` appended (HF's default, as in T0's model card; the default)
@@ -88,9 +129,14 @@ impl T0 {
 
     /// The tokenizer, or an error saying which file is missing.
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
-        self.tokenizer.as_ref().ok_or_else(|| ModelError::MissingFile {
-            dir: self.model.dir().to_path_buf(),
-            what: "no spiece.model or tokenizer.json: text input needs a tokenizer (use token ids instead)".into(),
+        self.tokenizer.as_ref().ok_or_else(|| match &self.tokenizer_error {
+            Some(reason) => {
+                ModelError::TokenizerUnavailable { dir: self.model.dir().to_path_buf(), reason: reason.clone() }
+            }
+            None => ModelError::MissingFile {
+                dir: self.model.dir().to_path_buf(),
+                what: "no spiece.model or tokenizer.json: text input needs a tokenizer (use token ids instead)".into(),
+            },
         })
     }
 

@@ -43,9 +43,14 @@ impl ModelArg {
         Ok(model)
     }
 
-    /// Load the model and its tokenizer (if the directory has one).
+    /// Load the model and its tokenizer (if the directory has one). Tokenizer files that do not
+    /// load (an unsupported kind, a damaged file) are a warning: token ids still work, and text
+    /// input fails with the reason ([`T0::with_model_lenient`]).
     pub fn load(&self, options: LoadOptions) -> Result<T0> {
-        let model = self.load_model(options)?;
-        T0::with_model(model).with_context(|| format!("loading the tokenizer of {}", self.model))
+        let t0 = T0::with_model_lenient(self.load_model(options)?);
+        if let Some(reason) = t0.tokenizer_error() {
+            eprintln!("warning: the tokenizer of {} did not load ({reason}): use token ids", self.model);
+        }
+        Ok(t0)
     }
 }

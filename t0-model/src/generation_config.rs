@@ -125,6 +125,9 @@ impl GenerationConfig {
     /// std::fs::write(dir.join("generation_config.json"), r#"{"num_beams": 4, "max_length": 64}"#)?;
     /// let cfg = GenerationConfig::from_model_dir(&dir)?;
     /// assert_eq!((cfg.num_beams, cfg.max_new_tokens), (4, 63)); // max_length counts the start token
+    /// std::fs::write(dir.join("generation_config.json"), r#"{"temperature": null, "min_length": 3}"#)?;
+    /// let cfg = GenerationConfig::from_model_dir(&dir)?;
+    /// assert_eq!((cfg.temperature, cfg.min_new_tokens), (1.0, 2)); // null: not set
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -140,11 +143,15 @@ impl GenerationConfig {
     /// Read a `generation_config.json` (unknown keys are ignored, as HF's own are many).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
             path: path.into(),
             key: "(file)".into(),
             reason: format!("not valid JSON: {e}"),
         })?;
+        // `null` means "not set", as in HF.
+        if let serde_json::Value::Object(m) = &mut v {
+            m.retain(|_, x| !x.is_null());
+        }
         let mut cfg: Self = serde_json::from_value(v.clone()).map_err(|e| ModelError::Config {
             path: path.into(),
             key: "(file)".into(),

@@ -61,8 +61,9 @@ impl Beams {
         let nb = cfg.num_beams;
         let lp = cfg.length_penalty;
         let max_length = cfg.max_new_tokens + 1; // HF counts the decoder start token
-                                                 // log_softmax, then the processors (HF applies them to log-probs in beam search),
-                                                 // then add the running beam score.
+
+        // log_softmax, then the processors (HF applies them to log-probs in beam search), then
+        // add the running beam score.
         let mut step_lp = vec![0.0f32; nb * vocab];
         for (b, h) in self.running.iter().enumerate() {
             let l = &mut logits[b * vocab..(b + 1) * vocab];

@@ -157,13 +157,13 @@ impl GenerationConfig {
             key: "(file)".into(),
             reason: e.to_string(),
         })?;
-        if v.get("max_new_tokens").is_none_or(|x| x.is_null()) {
+        if v.get("max_new_tokens").is_none() {
             if let Some(ml) = cfg.max_length {
                 cfg.max_new_tokens = ml.saturating_sub(1).max(1);
             }
         }
         // HF's `min_length` counts the decoder start token too.
-        if v.get("min_new_tokens").is_none_or(|x| x.is_null()) {
+        if v.get("min_new_tokens").is_none() {
             if let Some(ml) = v.get("min_length").and_then(serde_json::Value::as_u64) {
                 cfg.min_new_tokens = (ml as usize).saturating_sub(1);
             }

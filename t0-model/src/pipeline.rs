@@ -37,6 +37,13 @@ pub struct T0 {
     add_eos: bool,
 }
 
+/// The tokenizer of a model directory (`spiece.model`, else `tokenizer.json`); `None` when it
+/// has neither.
+fn dir_tokenizer(dir: &Path) -> Option<std::result::Result<Tokenizer, t0_tokenizer::TokenizerError>> {
+    let has_tokenizer = dir.join("spiece.model").is_file() || dir.join("tokenizer.json").is_file();
+    has_tokenizer.then(|| Tokenizer::from_dir(dir))
+}
+
 impl T0 {
     /// Load a model given as a directory **or** a hub id (`bigscience/T0_3B`, looked up in the
     /// local Hugging Face cache, see [`crate::hub`]), with default options. For a revision,
@@ -70,9 +77,7 @@ impl T0 {
 
     /// Wrap a loaded model, with the tokenizer of its directory if it has one.
     pub fn with_model(model: T5Model) -> Result<Self> {
-        let dir = model.dir();
-        let has_tokenizer = dir.join("spiece.model").is_file() || dir.join("tokenizer.json").is_file();
-        let tokenizer = if has_tokenizer { Some(Tokenizer::from_dir(dir)?) } else { None };
+        let tokenizer = dir_tokenizer(model.dir()).transpose()?;
         Ok(Self { model, tokenizer, tokenizer_error: None, add_eos: true })
     }
 
@@ -99,9 +104,7 @@ impl T0 {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_model_lenient(model: T5Model) -> Self {
-        let dir = model.dir();
-        let has_tokenizer = dir.join("spiece.model").is_file() || dir.join("tokenizer.json").is_file();
-        let (tokenizer, tokenizer_error) = match has_tokenizer.then(|| Tokenizer::from_dir(dir)) {
+        let (tokenizer, tokenizer_error) = match dir_tokenizer(model.dir()) {
             None => (None, None),
             Some(Ok(t)) => (Some(t), None),
             Some(Err(e)) => (None, Some(e.to_string())),

@@ -103,7 +103,7 @@ impl GenArgs {
             || self.top_k.is_some()
             || self.top_p.is_some()
             || self.seed.is_some();
-        let b = base.clone();
+        let b = base;
         let cfg = GenerationConfig {
             max_new_tokens: self.max_new_tokens.unwrap_or(b.max_new_tokens),
             min_new_tokens: self.min_new_tokens.unwrap_or(b.min_new_tokens),

@@ -119,37 +119,49 @@ fn device_kernels_match_the_reference() {
         }
     }
 
-    for (heads, d, q_len, kv_len, q_pos0, causal) in
-        [(1, 1, 1, 1, 0, false), (4, 64, 3, 17, 14, true), (32, 64, 1, 40, 39, true), (2, 33, 9, 9, 0, false)]
-    {
+    // (…, batch, keys shared by the batch): several problems per launch, as a decode step's rows
+    // (own caches) and the beams of one input (one encoder output) run.
+    for (heads, d, q_len, kv_len, q_pos0, causal, batch, shared) in [
+        (1, 1, 1, 1, 0, false, 1, false),
+        (4, 64, 3, 17, 14, true, 1, false),
+        (32, 64, 1, 40, 39, true, 1, false),
+        (2, 33, 9, 9, 0, false, 1, false),
+        (32, 64, 1, 40, 39, true, 5, false),
+        (4, 64, 1, 17, 0, false, 3, true),
+        (2, 33, 9, 9, 2, true, 2, false),
+    ] {
         let inner = heads * d;
         // Queries inside wider rows (as in `[q | k | v]`), keys in a cache with spare capacity.
         let (q_stride, cap) = (3 * inner, kv_len + 5);
-        let q: Vec<f32> = vals(q_len * q_stride, 6).iter().map(|v| v * 4.0).collect();
-        let (k, v) = (vals(heads * cap * d, 7), vals(heads * cap * d, 8));
+        let (q_bs, kv_bs) = (q_len * q_stride + 7, if shared { 0 } else { heads * cap * d + 3 });
+        let q: Vec<f32> = vals(batch * q_bs, 6).iter().map(|v| v * 4.0).collect();
+        let kv_total = (batch - 1) * kv_bs + heads * cap * d;
+        let (k, v) = (vals(kv_total, 7), vals(kv_total, 8));
         let stride = q_pos0 + q_len + kv_len;
         let table = vals(heads * stride, 9);
         let view = BiasView { values: &table, head_stride: stride, offset: q_pos0 + q_len };
         let mask: Vec<f32> = (0..kv_len).map(|j| if j % 5 == 3 { f32::MIN } else { 0.0 }).collect();
-        let args = AttentionArgs {
-            q: &q,
-            k: &k,
-            v: &v,
-            heads,
-            d_kv: d,
-            q_len,
-            kv_len,
-            q_row_stride: q_stride,
-            kv_head_stride: cap * d,
-            kv_row_stride: d,
-            q_pos0,
-            causal,
-            bias: Some(view),
-            mask: Some(&mask),
-        };
-        let mut want = vec![0.0; q_len * inner];
-        cpu.attention(&args, &mut want);
-        let mut dout = gpu.zeros(q_len * inner).unwrap();
+        let mut want = vec![0.0; batch * q_len * inner];
+        for (t, want_t) in want.chunks_exact_mut(q_len * inner).enumerate() {
+            let args = AttentionArgs {
+                q: &q[t * q_bs..],
+                k: &k[t * kv_bs..],
+                v: &v[t * kv_bs..],
+                heads,
+                d_kv: d,
+                q_len,
+                kv_len,
+                q_row_stride: q_stride,
+                kv_head_stride: cap * d,
+                kv_row_stride: d,
+                q_pos0,
+                causal,
+                bias: Some(view),
+                mask: Some(&mask),
+            };
+            cpu.attention(&args, want_t);
+        }
+        let mut dout = gpu.zeros(batch * q_len * inner).unwrap();
         let (dq, dk, dv) = (gpu.upload(&q).unwrap(), gpu.upload(&k).unwrap(), gpu.upload(&v).unwrap());
         let (db, dm) = (gpu.upload(&table).unwrap(), gpu.upload(&mask).unwrap());
         let (dq, dk, dv, db, dm) = (dq.as_view(), dk.as_view(), dv.as_view(), db.as_view(), dm.as_view());
@@ -168,6 +180,9 @@ fn device_kernels_match_the_reference() {
             kv_row_stride: d,
             bias: Some((&db, stride, q_pos0 + q_len)),
             mask: Some(&dm),
+            batch,
+            q_batch_stride: q_bs,
+            kv_batch_stride: kv_bs,
         };
         gpu.attention(&a, &mut dout.as_view_mut()).unwrap();
         close(
@@ -175,8 +190,11 @@ fn device_kernels_match_the_reference() {
             &want,
             2e-5,
             2e-5,
-            &format!("attention h{heads} d{d} q{q_len} kv{kv_len}"),
+            &format!("attention h{heads} d{d} q{q_len} kv{kv_len} batch{batch}"),
         );
+        // One problem more than the buffers hold is an error, not a launch.
+        let over = CudaAttention { batch: batch + 1, ..a };
+        assert!(gpu.attention(&over, &mut gpu.zeros((batch + 1) * q_len * inner).unwrap().as_view_mut()).is_err());
     }
 
     // Residual add, scale, embedding, the KV-cache append.

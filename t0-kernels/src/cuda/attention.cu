@@ -4,23 +4,27 @@
 // q[i·q_row_stride + h·d]; key j, head h at k[h·kv_head_stride + j·kv_row_stride] (the same for
 // v), which covers a projection's output and a [heads, capacity, d] cache alike; the relative
 // bias by distance, bias[h·bias_head_stride + bias_offset + j − (q_pos0 + i)] (read when
-// has_bias); mask [kv_len] (read when has_mask); out [q_len, heads·d] densely. One block per
-// (i, h): scores in dynamic shared memory (kv_len floats), so kv_len is bounded by the device's
-// shared memory. Launch: block 128, grid (q_len, heads), shared kv_len·4 + 128 bytes.
+// has_bias); mask [kv_len] (read when has_mask); out [q_len, heads·d] densely. `batch` such
+// problems run in one launch (the rows of a decode step): problem t reads its queries from
+// q + t·q_batch_stride and its keys and values from k, v + t·kv_batch_stride (0: shared), shares
+// the bias and mask, and writes out + t·q_len·heads·d. One block per (i, h, t): scores in dynamic
+// shared memory (kv_len floats), so kv_len is bounded by the device's shared memory. Launch:
+// block 128, grid (q_len, heads, batch), shared kv_len·4 + 128 bytes.
 
 extern "C" __global__ void attention(const float* __restrict__ q, const float* __restrict__ k,
                                      const float* __restrict__ v, const float* __restrict__ bias,
                                      const float* __restrict__ mask, int has_bias, int has_mask,
                                      float* __restrict__ out, int heads, int d, int q_len, int kv_len,
                                      int q_pos0, int causal, int q_row_stride, int kv_head_stride,
-                                     int kv_row_stride, int bias_head_stride, int bias_offset) {
+                                     int kv_row_stride, int bias_head_stride, int bias_offset,
+                                     long long q_batch_stride, long long kv_batch_stride) {
     extern __shared__ float smem[];
     float* scratch = smem;          // 32 floats
     float* scores = smem + 32;      // kv_len floats
-    const int i = blockIdx.x, h = blockIdx.y;
-    const float* qi = q + (size_t)i * q_row_stride + h * d;
-    const float* kh = k + (size_t)h * kv_head_stride;
-    const float* vh = v + (size_t)h * kv_head_stride;
+    const int i = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const float* qi = q + t * q_batch_stride + (size_t)i * q_row_stride + h * d;
+    const float* kh = k + t * kv_batch_stride + (size_t)h * kv_head_stride;
+    const float* vh = v + t * kv_batch_stride + (size_t)h * kv_head_stride;
     const int visible = causal ? min(kv_len, q_pos0 + i + 1) : kv_len;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     // One warp per key.
@@ -47,7 +51,7 @@ extern "C" __global__ void attention(const float* __restrict__ q, const float* _
     sum = block_sum(sum, scratch);
     const float inv = 1.0f / sum;
     __syncthreads();
-    float* oi = out + (size_t)i * heads * d + h * d;
+    float* oi = out + ((size_t)t * q_len + i) * heads * d + h * d;
     for (int c = threadIdx.x; c < d; c += blockDim.x) {
         float acc = 0.0f;
         for (int j = 0; j < visible; ++j) acc += scores[j] * vh[(size_t)j * kv_row_stride + c];

@@ -514,16 +514,19 @@ impl CudaKernels {
     }
 
     /// T5 attention for one layer: see [`CudaAttention`] and attention.cu for the layouts.
+    /// `a.batch` problems run in one launch.
     pub fn attention(&self, a: &CudaAttention<'_, '_>, out: &mut CudaViewMut<'_, f32>) -> Result<(), CudaError> {
-        let (heads, d, q_len, kv_len) = (a.heads, a.d, a.q_len, a.kv_len);
+        let (heads, d, q_len, kv_len, batch) = (a.heads, a.d, a.q_len, a.kv_len, a.batch);
         let inner = heads * d;
-        Self::check_len("attention out", out.len(), q_len * inner)?;
-        if q_len == 0 || heads == 0 || d == 0 {
+        Self::check_len("attention out", out.len(), batch * q_len * inner)?;
+        if batch == 0 || q_len == 0 || heads == 0 || d == 0 {
             return Ok(());
         }
-        Self::check_len("attention q", a.q.len(), (q_len - 1) * a.q_row_stride + inner)?;
+        let q_last = (batch - 1) * a.q_batch_stride + (q_len - 1) * a.q_row_stride + inner;
+        Self::check_len("attention q", a.q.len(), q_last)?;
         if kv_len > 0 {
-            let last = (heads - 1) * a.kv_head_stride + (kv_len - 1) * a.kv_row_stride + d;
+            let last =
+                (batch - 1) * a.kv_batch_stride + (heads - 1) * a.kv_head_stride + (kv_len - 1) * a.kv_row_stride + d;
             Self::check_len("attention k", a.k.len(), last)?;
             Self::check_len("attention v", a.v.len(), last)?;
         }
@@ -547,6 +550,9 @@ impl CudaKernels {
                 "attention: kv_len {kv_len} needs more than 48 KiB of shared memory"
             )));
         }
+        if batch > 65_535 {
+            return Err(CudaError::InvalidArgument(format!("attention: batch {batch} is over the grid's 65535")));
+        }
         // A missing bias or mask is a one-element dummy buffer (flags tell the kernel to ignore it).
         let none = self.dummy.as_view();
         let int = Self::int;
@@ -564,8 +570,9 @@ impl CudaKernels {
             int("bias head stride", bias_stride)?,
             int("bias offset", bias_offset)?,
         ];
+        let batch_strides = [a.q_batch_stride as i64, a.kv_batch_stride as i64];
         let cfg = LaunchConfig {
-            grid_dim: (sizes[2] as u32, sizes[0] as u32, 1),
+            grid_dim: (sizes[2] as u32, sizes[0] as u32, batch as u32),
             block_dim: (128, 1, 1),
             shared_mem_bytes: shared as u32,
         };
@@ -577,8 +584,9 @@ impl CudaKernels {
         for s in &sizes {
             launch.arg(s);
         }
-        // SAFETY: every buffer's length was checked against the shape and strides above; shared
-        // memory holds kv_len scores and 32 floats of scratch.
+        launch.arg(&batch_strides[0]).arg(&batch_strides[1]);
+        // SAFETY: every buffer's length was checked against the shape, strides and batch above;
+        // shared memory holds kv_len scores and 32 floats of scratch.
         unsafe { launch.launch(cfg)? };
         Ok(())
     }
@@ -595,7 +603,10 @@ fn act_code(act: Activation) -> i32 {
 
 /// One [`CudaKernels::attention`] call, with the layouts of [`crate::AttentionArgs`]: query `i`,
 /// head `h` at `q[i·q_row_stride + h·d]`; key `j`, head `h` at `k[h·kv_head_stride +
-/// j·kv_row_stride]` (values alike); the output `[q_len, heads·d]` densely.
+/// j·kv_row_stride]` (values alike); the output `[q_len, heads·d]` densely. `batch` problems of
+/// the same shape run in one launch: problem `t` reads its queries `t·q_batch_stride` further on,
+/// its keys and values `t·kv_batch_stride` further on (0: all share them), shares the bias and
+/// the mask, and writes its output after problem `t − 1`'s.
 #[derive(Clone, Copy)]
 pub struct CudaAttention<'a, 'b> {
     /// Queries.
@@ -627,4 +638,10 @@ pub struct CudaAttention<'a, 'b> {
     pub bias: Option<(&'a CudaView<'b, f32>, usize, usize)>,
     /// Additive mask per key.
     pub mask: Option<&'a CudaView<'b, f32>>,
+    /// Problems in the launch (1: one).
+    pub batch: usize,
+    /// Distance between the problems' queries.
+    pub q_batch_stride: usize,
+    /// Distance between the problems' keys (and values); 0 when they share them.
+    pub kv_batch_stride: usize,
 }

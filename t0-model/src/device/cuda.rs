@@ -193,8 +193,11 @@ impl Backend for CudaBackend {
             kv_row_stride: a.kv_row_stride,
             bias: bias.as_ref().map(|(b, s, o)| (b, *s, *o)),
             mask: mask.as_ref(),
+            batch: a.batch,
+            q_batch_stride: a.q_batch_stride,
+            kv_batch_stride: a.kv_batch_stride,
         };
-        let mut o = view_mut("attention out", out, out_off, a.q_len * a.heads * a.d_kv)?;
+        let mut o = view_mut("attention out", out, out_off, a.batch * a.q_len * a.heads * a.d_kv)?;
         self.kernels.attention(&args, &mut o).map_err(|e| self.err(e))
     }
 

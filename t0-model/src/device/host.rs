@@ -161,29 +161,33 @@ impl Backend for HostBackend {
     }
 
     fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Vec<f32>, out_off: usize) -> Result<()> {
-        let inner = a.heads * a.d_kv;
-        let (q, k, v) = (tail("q", a.q)?, tail("k", a.k)?, tail("v", a.v)?);
-        let mask = a.mask.map(|m| tail("mask", m)).transpose()?;
-        let args = AttentionArgs {
-            q,
-            k,
-            v,
-            heads: a.heads,
-            d_kv: a.d_kv,
-            q_len: a.q_len,
-            kv_len: a.kv_len,
-            q_row_stride: a.q_row_stride,
-            kv_head_stride: a.kv_head_stride,
-            kv_row_stride: a.kv_row_stride,
-            q_pos0: a.q_pos0,
-            causal: a.causal,
-            bias: a.bias.map(|(values, head_stride, offset)| BiasView { values, head_stride, offset }),
-            mask,
-        };
+        let size = a.q_len * a.heads * a.d_kv;
         let out = out
-            .get_mut(out_off..out_off + a.q_len * inner)
+            .get_mut(out_off..out_off + a.batch * size)
             .ok_or_else(|| ModelError::InvalidArgument("attention out: too short".into()))?;
-        self.kernels.attention(&args, out);
+        let mask = a.mask.map(|m| tail("mask", m)).transpose()?;
+        for (t, out) in out.chunks_exact_mut(size.max(1)).take(a.batch).enumerate() {
+            let (qo, kvo) = (t * a.q_batch_stride, t * a.kv_batch_stride);
+            let (q, k, v) =
+                (tail("q", (a.q.0, a.q.1 + qo))?, tail("k", (a.k.0, a.k.1 + kvo))?, tail("v", (a.v.0, a.v.1 + kvo))?);
+            let args = AttentionArgs {
+                q,
+                k,
+                v,
+                heads: a.heads,
+                d_kv: a.d_kv,
+                q_len: a.q_len,
+                kv_len: a.kv_len,
+                q_row_stride: a.q_row_stride,
+                kv_head_stride: a.kv_head_stride,
+                kv_row_stride: a.kv_row_stride,
+                q_pos0: a.q_pos0,
+                causal: a.causal,
+                bias: a.bias.map(|(values, head_stride, offset)| BiasView { values, head_stride, offset }),
+                mask,
+            };
+            self.kernels.attention(&args, out);
+        }
         Ok(())
     }
 

@@ -50,7 +50,11 @@ pub enum DeviceDType {
 pub type At<'a, B> = (&'a <B as Backend>::Buf, usize);
 
 /// One attention call (as [`t0_kernels::AttentionArgs`], with buffer offsets): for query row `i`
-/// and head `h`, `softmax_j(q·k_j + bias + mask_j) · v_j`, no `1/√d` scaling (T5).
+/// and head `h`, `softmax_j(q·k_j + bias + mask_j) · v_j`, no `1/√d` scaling (T5). `batch`
+/// problems of the same shape go in one call (a decode step's rows, one launch on a GPU):
+/// problem `t` reads its queries `t·q_batch_stride` and its keys and values `t·kv_batch_stride`
+/// further on (0: shared, as by the beams of one input), shares the bias and the mask, and
+/// writes `[q_len, heads·d_kv]` after problem `t − 1`'s output.
 pub struct DeviceAttention<'a, B: Backend + ?Sized> {
     /// Query `i`, head `h` at `q.1 + i·q_row_stride + h·d_kv`.
     pub q: At<'a, B>,
@@ -81,6 +85,12 @@ pub struct DeviceAttention<'a, B: Backend + ?Sized> {
     pub bias: Option<(&'a B::Buf, usize, usize)>,
     /// Additive mask per key.
     pub mask: Option<At<'a, B>>,
+    /// Problems in the call (1: one).
+    pub batch: usize,
+    /// Distance between the problems' queries.
+    pub q_batch_stride: usize,
+    /// Distance between the problems' keys (and values); 0 when they share them.
+    pub kv_batch_stride: usize,
 }
 
 /// The operations [`DeviceModel`] runs. Buffers are f32 and may be longer than an operation
@@ -143,7 +153,7 @@ pub trait Backend: Send + Sync {
         cap: usize,
         pos: usize,
     ) -> Result<()>;
-    /// Attention into `out` from offset `out_off`, `[q_len, heads·d_kv]` densely.
+    /// Attention into `out` from offset `out_off`, `[batch, q_len, heads·d_kv]` densely.
     fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
     /// The index of the largest value of each of `rows` rows (the first on ties).
     fn argmax(&self, x: &Self::Buf, rows: usize, cols: usize) -> Result<Vec<u32>>;

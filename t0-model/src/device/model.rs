@@ -360,6 +360,9 @@ impl<B: Backend> DeviceModel<B> {
                 causal: false,
                 bias: Some((&bias_buf, bias_view.head_stride, bias_view.offset)),
                 mask: None,
+                batch: 1,
+                q_batch_stride: 0,
+                kv_batch_stride: 0,
             };
             b.attention(&a, &mut w.ctx, 0)?;
             b.linear(&w.ctx, seq, &l.o.w, &mut w.tmp)?;
@@ -476,32 +479,38 @@ impl<B: Backend> DeviceModel<B> {
             b.rms_norm(&w.h, &layer.self_norm, eps, rows, d, &mut w.normed)?;
             b.linear(&w.normed, rows, &layer.qkv.w, &mut w.qkv)?;
             b.kv_append(&w.qkv, rows, heads, d_kv, &mut state.k[l], &mut state.v[l], cap, pos)?;
-            for r in 0..rows {
-                let block = r * heads * cap * d_kv;
-                let a = DeviceAttention {
-                    q: (&w.qkv, r * 3 * inner),
-                    k: (&state.k[l], block),
-                    v: (&state.v[l], block),
-                    heads,
-                    d_kv,
-                    q_len: 1,
-                    kv_len: pos + 1,
-                    q_row_stride: 3 * inner,
-                    kv_head_stride: cap * d_kv,
-                    kv_row_stride: d_kv,
-                    q_pos0: pos,
-                    causal: true,
-                    bias: Some((&w.bias, bias_view.head_stride, bias_view.offset)),
-                    mask: None,
-                };
-                b.attention(&a, &mut w.ctx, r * inner)?;
-            }
+            // Every row's query against its own cache, in one call.
+            let a = DeviceAttention {
+                q: (&w.qkv, 0),
+                k: (&state.k[l], 0),
+                v: (&state.v[l], 0),
+                heads,
+                d_kv,
+                q_len: 1,
+                kv_len: pos + 1,
+                q_row_stride: 3 * inner,
+                kv_head_stride: cap * d_kv,
+                kv_row_stride: d_kv,
+                q_pos0: pos,
+                causal: true,
+                bias: Some((&w.bias, bias_view.head_stride, bias_view.offset)),
+                mask: None,
+                batch: rows,
+                q_batch_stride: 3 * inner,
+                kv_batch_stride: heads * cap * d_kv,
+            };
+            b.attention(&a, &mut w.ctx, 0)?;
             b.linear(&w.ctx, rows, &layer.self_o.w, &mut w.tmp)?;
             b.add_assign(&mut w.h, &w.tmp, rows * d)?;
 
             b.rms_norm(&w.h, &layer.cross_norm, eps, rows, d, &mut w.normed)?;
             b.linear(&w.normed, rows, &layer.cross_q.w, &mut w.q)?;
-            for (r, src) in state.sources.iter().enumerate() {
+            // One call per run of rows with the same input (the beams of one prompt, the
+            // choices of one rank classification), which share its keys and values.
+            let mut r = 0;
+            while r < rows {
+                let src = &state.sources[r];
+                let run = state.sources[r..].iter().take_while(|s| Arc::ptr_eq(s, src)).count();
                 let a = DeviceAttention {
                     q: (&w.q, r * inner),
                     k: (&src.k[l], 0),
@@ -517,8 +526,12 @@ impl<B: Backend> DeviceModel<B> {
                     causal: false,
                     bias: None,
                     mask: None,
+                    batch: run,
+                    q_batch_stride: inner,
+                    kv_batch_stride: 0,
                 };
                 b.attention(&a, &mut w.ctx, r * inner)?;
+                r += run;
             }
             b.linear(&w.ctx, rows, &layer.cross_o.w, &mut w.tmp)?;
             b.add_assign(&mut w.h, &w.tmp, rows * d)?;

@@ -9,12 +9,15 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use serde_json::Value;
-use t0_model::device::{Backend, DeviceDType, DeviceModel, HostBackend};
+use t0_kernels::Activation;
+use t0_model::device::{Backend, DeviceAttention, DeviceDType, DeviceModel, HostBackend};
 use t0_model::{GenerationConfig, LoadOptions, PackDType, T5Model};
+use t0_tensor::{DType, SafeTensorsFile, SafeTensorsWriter, TensorSpec};
 
 /// Teacher-forced logits, one decode step per decoder input token.
 fn device_teacher_logits<B: Backend>(dev: &DeviceModel<B>, case: &Value) -> Vec<f32> {
@@ -202,6 +205,183 @@ fn selected_rows_keep_their_caches() {
     assert_eq!(state.rows(), 1);
 }
 
+/// Copies the model in `src` to `dst` with `edit(name, values)` applied to each (f32) tensor.
+fn write_edited(src: &Path, dst: &Path, edit: impl Fn(&str, &mut [f32])) {
+    std::fs::create_dir_all(dst).unwrap();
+    std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
+    let file = SafeTensorsFile::open(&src.join("model.safetensors")).unwrap();
+    let names: Vec<String> = file.names().map(String::from).collect();
+    let specs: Vec<TensorSpec> =
+        names.iter().map(|n| TensorSpec::new(n.clone(), DType::F32, file.info(n).unwrap().0)).collect();
+    let mut w = SafeTensorsWriter::create(&dst.join("model.safetensors"), &specs, Default::default()).unwrap();
+    for n in &names {
+        let mut v = file.tensor(n).unwrap().to_f32_vec();
+        edit(n, &mut v);
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        w.write_tensor(n, &bytes).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// [`HostBackend`], noting the largest magnitude the residual stream reaches (after each
+/// residual add).
+struct Watched {
+    inner: HostBackend,
+    residual_max: Mutex<f32>,
+}
+
+impl Backend for Watched {
+    type Buf = Vec<f32>;
+    type Weight = <HostBackend as Backend>::Weight;
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn upload(&self, x: &[f32]) -> t0_model::Result<Vec<f32>> {
+        self.inner.upload(x)
+    }
+    fn zeros(&self, len: usize) -> t0_model::Result<Vec<f32>> {
+        self.inner.zeros(len)
+    }
+    fn download(&self, x: &Vec<f32>, len: usize) -> t0_model::Result<Vec<f32>> {
+        self.inner.download(x, len)
+    }
+    fn upload_weight(&self, w: &t0_kernels::WeightView<'_>, dtype: DeviceDType) -> t0_model::Result<Self::Weight> {
+        self.inner.upload_weight(w, dtype)
+    }
+    fn linear(&self, x: &Vec<f32>, m: usize, w: &Self::Weight, out: &mut Vec<f32>) -> t0_model::Result<()> {
+        self.inner.linear(x, m, w, out)
+    }
+    fn embedding(&self, table: &Vec<f32>, cols: usize, ids: &[u32], out: &mut Vec<f32>) -> t0_model::Result<()> {
+        self.inner.embedding(table, cols, ids, out)
+    }
+    fn rms_norm(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        eps: f32,
+        rows: usize,
+        cols: usize,
+        out: &mut Vec<f32>,
+    ) -> t0_model::Result<()> {
+        self.inner.rms_norm(x, w, eps, rows, cols, out)
+    }
+    fn activation(&self, act: Activation, x: &mut Vec<f32>, len: usize) -> t0_model::Result<()> {
+        self.inner.activation(act, x, len)
+    }
+    fn gated(
+        &self,
+        act: Activation,
+        both: &Vec<f32>,
+        rows: usize,
+        ff: usize,
+        out: &mut Vec<f32>,
+    ) -> t0_model::Result<()> {
+        self.inner.gated(act, both, rows, ff, out)
+    }
+    fn add_assign(&self, acc: &mut Vec<f32>, x: &Vec<f32>, len: usize) -> t0_model::Result<()> {
+        self.inner.add_assign(acc, x, len)?;
+        let top = acc[..len].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let mut max = self.residual_max.lock().unwrap();
+        *max = max.max(top);
+        Ok(())
+    }
+    fn scale(&self, x: &mut Vec<f32>, len: usize, s: f32) -> t0_model::Result<()> {
+        self.inner.scale(x, len, s)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn kv_append(
+        &self,
+        qkv: &Vec<f32>,
+        rows: usize,
+        heads: usize,
+        d_kv: usize,
+        k: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        cap: usize,
+        pos: usize,
+    ) -> t0_model::Result<()> {
+        self.inner.kv_append(qkv, rows, heads, d_kv, k, v, cap, pos)
+    }
+    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Vec<f32>, out_off: usize) -> t0_model::Result<()> {
+        let b = DeviceAttention::<HostBackend> {
+            q: a.q,
+            k: a.k,
+            v: a.v,
+            heads: a.heads,
+            d_kv: a.d_kv,
+            q_len: a.q_len,
+            kv_len: a.kv_len,
+            q_row_stride: a.q_row_stride,
+            kv_head_stride: a.kv_head_stride,
+            kv_row_stride: a.kv_row_stride,
+            q_pos0: a.q_pos0,
+            causal: a.causal,
+            bias: a.bias,
+            mask: a.mask,
+            batch: a.batch,
+            q_batch_stride: a.q_batch_stride,
+            kv_batch_stride: a.kv_batch_stride,
+        };
+        self.inner.attention(&b, out, out_off)
+    }
+    fn argmax(&self, x: &Vec<f32>, rows: usize, cols: usize) -> t0_model::Result<Vec<u32>> {
+        self.inner.argmax(x, rows, cols)
+    }
+}
+
+/// f16 weights keep T5's activations in f32. The tiny T0-shaped model, its weights rounded to
+/// f16 and its first feed-forward norms scaled by 10⁴ (as T5 v1.1's feed-forward outputs grow
+/// in its later layers), drives the residual stream far past f16's largest value, 65504: with
+/// f16 weights every logit stays finite and equals the f32 model's on the same (f16-valued)
+/// weights within 1e-4 of the logits' scale, with the same greedy ids; and a weight f16 cannot
+/// hold is refused at upload, naming its tensor.
+fn check_f16_survives_activation_overflow<B: Backend>(make: impl Fn() -> B, residual_max: impl Fn(&B) -> Option<f32>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixtures().join("models").join("t0-tiny");
+    let loud = tmp.path().join("loud");
+    write_edited(&src, &loud, |name, v| {
+        v.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+        if name == "encoder.block.0.layer.1.layer_norm.weight" || name == "decoder.block.0.layer.2.layer_norm.weight" {
+            v.iter_mut().for_each(|x| *x *= 1e4);
+        }
+    });
+    let model = T5Model::from_dir(&loud).unwrap();
+    let f32_dev = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32).unwrap();
+    let f16_dev = DeviceModel::new(&model, make(), DeviceDType::F16).unwrap();
+    let exp = Expected::load(&src);
+    for (i, case) in exp.cases().iter().enumerate() {
+        let (want, got) = (device_teacher_logits(&f32_dev, case), device_teacher_logits(&f16_dev, case));
+        assert!(got.iter().all(|v| v.is_finite()), "case {i}: a logit is not finite");
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(&got, &want, 1e-4 * scale.max(1.0), &format!("f16 weights, case {i}"));
+        let input = ids(&case["input_ids"]);
+        let g32 = f32_dev.generate_greedy(&[&input], 8).unwrap();
+        assert_eq!(f16_dev.generate_greedy(&[&input], 8).unwrap(), g32, "case {i}: greedy ids");
+    }
+    if let Some(max) = residual_max(f16_dev.backend()) {
+        assert!(max > 1e3 * 65504.0, "the residual stream peaked at {max}: the test does not overflow f16");
+        assert!(half::f16::from_f32(max).is_infinite());
+    }
+
+    let big = tmp.path().join("big");
+    let name = "decoder.block.1.layer.2.DenseReluDense.wo.weight";
+    write_edited(&src, &big, |n, v| {
+        if n == name {
+            v[3] = 1e5;
+        }
+    });
+    let model = T5Model::from_dir(&big).unwrap();
+    let err = DeviceModel::new(&model, make(), DeviceDType::F16).unwrap_err().to_string();
+    assert!(err.contains(name) && err.contains("65504"), "{err}");
+    DeviceModel::new(&model, make(), DeviceDType::F32).unwrap();
+}
+
+#[test]
+fn host_backend_f16_weights_survive_activation_overflow() {
+    let make = || Watched { inner: HostBackend::new(), residual_max: Mutex::new(0.0) };
+    check_f16_survives_activation_overflow(make, |w| Some(*w.residual_max.lock().unwrap()));
+}
+
 /// How far CUDA's bf16 (f32 activations) may sit from the CPU's bf16 model (activations rounded
 /// to bf16): rounding only the matmul activations moved these fixtures' teacher logits by up to
 /// 0.56 (gated-gelu-inner, logits up to |38|; measured against a copy with bf16-stored linear
@@ -220,6 +400,7 @@ fn cuda_backend_matches_hf() {
     let make = || CudaBackend::new(0).unwrap();
     check_against_hf(make, DeviceDType::F32, 1e-4);
     check_against_hf(make, DeviceDType::Bf16, BF16_ACTIVATION_ROUNDING);
+    check_f16_survives_activation_overflow(make, |_| None);
 }
 
 /// The transformers-5 fixtures (tied head, `scale_decoder_outputs` false or true): the device

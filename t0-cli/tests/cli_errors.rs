@@ -741,7 +741,7 @@ fn bench_devices() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`tpu` is not a device (expected cpu, host, cuda or cuda:N)"), "{err}");
     let (code, _, err) = t0(&["bench", "--model", m, "--device", "host", "--dtype", "int8"]);
-    assert_fails(code, &err, "--dtype int8 is not available on a device (f32 or bf16)");
+    assert_fails(code, &err, "--dtype int8 is not available on a device (f32, bf16 or f16)");
     let (code, _, err) = t0(&["bench", "--model", m, "--device", "host", "--profile"]);
     assert_fails(code, &err, "--profile and --score-choices time the CPU model");
     // The device path on host memory runs anywhere.
@@ -801,6 +801,18 @@ fn generate_on_a_device() {
     }
     let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "host", "--dtype", "int8"]);
     assert_fails(code, &err, "--dtype int8 is not available on a device");
+    // f16 weights (f32 activations) run on a device, and are refused on the CPU with the reason.
+    let f16 =
+        ["generate", "--model", m, "--input-ids", "27,7,48,1", "--max-new-tokens", "4", "--json", "--dtype", "f16"];
+    let (code, out, err) = t0(&[&f16[..], &["--device", "host"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["token_logprobs"].as_array().unwrap().iter().all(|p| p.as_f64().unwrap().is_finite()), "{v}");
+    let (code, _, err) = t0(&f16);
+    assert_fails(code, &err, "--dtype f16 runs on a device (--device host or cuda[:N])");
+    let (code, _, err) = t0(&["generate", "--model", m, "--input-ids", "5,1", "--dtype", "f8"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`f8` is not a weight dtype (expected f32, bf16, int8, or f16 with --device)"), "{err}");
     let (code, _, err) =
         t0(&["generate", "--model", m, "--input-ids", "5,1", "--device", "cuda", "--max-new-tokens", "2"]);
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");

@@ -71,6 +71,13 @@ fn device_kernels_match_the_reference() {
         let dwb = gpu.upload(&bits).unwrap();
         gpu.gemv_bf16(&dx.as_view(), m, &dwb.as_view(), n, k, &mut dy.as_view_mut()).unwrap();
         close(&gpu.download(&dy).unwrap(), &want, 1e-5, abs, &format!("gemv_bf16 {m}x{n}x{k}"));
+
+        let wh: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
+        cpu.matmul(&x, m, &WeightView::f16(&wh, n, k), &mut want);
+        let bits: Vec<u16> = wh.iter().map(|b| b.to_bits()).collect();
+        let dwh = gpu.upload(&bits).unwrap();
+        gpu.gemv_f16(&dx.as_view(), m, &dwh.as_view(), n, k, &mut dy.as_view_mut()).unwrap();
+        close(&gpu.download(&dy).unwrap(), &want, 1e-5, abs, &format!("gemv_f16 {m}x{n}x{k}"));
     }
 
     for (rows, cols) in [(1, 1), (3, 7), (5, 2048), (2, 33)] {

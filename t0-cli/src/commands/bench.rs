@@ -27,11 +27,12 @@ pub struct Args {
     /// Seed for the random input ids.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Convert the weights at load: f32, bf16 or int8 (default: as stored, from the memory map).
-    #[arg(long, value_parser = super::parse_dtype)]
-    dtype: Option<t0_model::PackDType>,
+    /// Convert the weights at load: f32, bf16 or int8 (default: as stored, from the memory map);
+    /// with --device f32, bf16 or f16 (default f32).
+    #[arg(long, value_parser = super::device::parse_weight_dtype)]
+    dtype: Option<super::device::WeightDType>,
     /// Where to run: `cpu` (the CPU model), `cuda` / `cuda:N` (a GPU, builds with feature
-    /// `cuda`; `--dtype` f32 or bf16), or `host` (the GPU's code path on host memory, for checking
+    /// `cuda`; `--dtype` f32, bf16 or f16), or `host` (the GPU's code path on host memory, for checking
     /// it on machines without one)
     #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
     device: super::device::Device,
@@ -155,7 +156,7 @@ pub fn run(a: Args) -> Result<()> {
         return run_device(a);
     }
     let t = Instant::now();
-    let mut opts = a.load.options(a.dtype)?;
+    let mut opts = a.load.options(super::device::cpu_dtype(a.dtype)?)?;
     let profiler: Option<&'static Profiled> =
         a.profile.then(|| &*Box::leak(Box::new(Profiled::new(t0_kernels::select()))));
     if let Some(p) = profiler {
@@ -259,7 +260,7 @@ pub fn run(a: Args) -> Result<()> {
             serde_json::json!({
                 "model": a.model.model,
                 "kernels": model.kernels().name(),
-                "dtype": a.dtype.map_or("as stored".to_string(), |d| format!("{d:?}").to_lowercase()),
+                "dtype": a.dtype.map_or("as stored".to_string(), |d| d.to_string()),
                 "batch": a.batch,
                 "input_tokens": a.input_tokens,
                 "new_tokens": a.new_tokens,

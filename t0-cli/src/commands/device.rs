@@ -44,14 +44,53 @@ pub fn parse_device(s: &str) -> Result<Device, String> {
     }
 }
 
-/// The weight dtype a device path stores (`--dtype`; f32 by default).
-pub fn device_dtype(d: Option<t0_model::PackDType>) -> Result<DeviceDType> {
-    match d {
-        None | Some(t0_model::PackDType::F32) => Ok(DeviceDType::F32),
-        Some(t0_model::PackDType::Bf16) => Ok(DeviceDType::Bf16),
-        Some(other) => {
-            bail!("--dtype {} is not available on a device (f32 or bf16)", format!("{other:?}").to_lowercase())
+/// `--dtype` of the commands that run on the CPU or a device: a CPU dtype, or f16 (devices only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightDType {
+    /// f32, bf16 or int8.
+    Cpu(t0_model::PackDType),
+    /// IEEE half weights with f32 activations ([`DeviceDType::F16`]).
+    F16,
+}
+
+impl std::fmt::Display for WeightDType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WeightDType::Cpu(d) => write!(f, "{}", format!("{d:?}").to_lowercase()),
+            WeightDType::F16 => write!(f, "f16"),
         }
+    }
+}
+
+/// Parse `--dtype` of `generate`, `score` and `bench`: f32, bf16, int8 or f16.
+pub fn parse_weight_dtype(s: &str) -> Result<WeightDType, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "f16" | "fp16" | "float16" | "half" => Ok(WeightDType::F16),
+        _ => super::parse_dtype(s)
+            .map(WeightDType::Cpu)
+            .map_err(|_| format!("`{s}` is not a weight dtype (expected f32, bf16, int8, or f16 with --device)")),
+    }
+}
+
+/// The dtype the CPU model converts to at load (`None`: as stored); f16 is refused.
+pub fn cpu_dtype(d: Option<WeightDType>) -> Result<Option<t0_model::PackDType>> {
+    match d {
+        None => Ok(None),
+        Some(WeightDType::Cpu(p)) => Ok(Some(p)),
+        Some(WeightDType::F16) => bail!(
+            "--dtype f16 runs on a device (--device host or cuda[:N]), which keeps the activations in f32 \
+             (T5's activations overflow f16); the CPU model converts to f32, bf16 or int8"
+        ),
+    }
+}
+
+/// The weight dtype a device path stores (`--dtype`; f32 by default).
+pub fn device_dtype(d: Option<WeightDType>) -> Result<DeviceDType> {
+    match d {
+        None | Some(WeightDType::Cpu(t0_model::PackDType::F32)) => Ok(DeviceDType::F32),
+        Some(WeightDType::Cpu(t0_model::PackDType::Bf16)) => Ok(DeviceDType::Bf16),
+        Some(WeightDType::F16) => Ok(DeviceDType::F16),
+        Some(other) => bail!("--dtype {other} is not available on a device (f32, bf16 or f16)"),
     }
 }
 

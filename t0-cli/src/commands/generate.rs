@@ -11,10 +11,11 @@ use t0_model::{EarlyStopping, Generated, GenerationConfig, Tokenizer};
 pub struct Args {
     #[command(flatten)]
     model: super::model_arg::ModelArg,
-    /// Convert the linear weights at load: f32, bf16 or int8 (weight-only, per-channel scales).
-    /// Default: use them as stored, straight from the memory map.
-    #[arg(long, value_parser = super::parse_dtype)]
-    dtype: Option<t0_model::PackDType>,
+    /// Convert the linear weights at load: f32, bf16 or int8 (weight-only, per-channel scales);
+    /// with --device also f16 (f16 weights, f32 activations). Default: use them as stored,
+    /// straight from the memory map (on a device: f32).
+    #[arg(long, value_parser = super::device::parse_weight_dtype)]
+    dtype: Option<super::device::WeightDType>,
     /// Text prompts (need the model's tokenizer). Each is one input.
     prompts: Vec<String>,
     /// Input token ids, comma-separated (e.g. 27,7,48,1). Repeat for several inputs.
@@ -35,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Where to run: cpu (default), host (the device path on host memory) or `cuda[:N]` (feature
-    /// `cuda`). Off the CPU: `--dtype` f32 or bf16, no `--input FILE`.
+    /// `cuda`). Off the CPU: `--dtype` f32, bf16 or f16, no `--input FILE`.
     #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
     device: super::device::Device,
 }
@@ -142,7 +143,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.device != super::device::Device::Cpu {
         return run_device(a, &cfg);
     }
-    let options = a.load.options(a.dtype)?;
+    let options = a.load.options(super::device::cpu_dtype(a.dtype)?)?;
     let t0 = a.model.load(options)?.with_eos(!a.no_eos);
     super::load_args::warn_unused(t0.model());
     if let Some(path) = &a.input {

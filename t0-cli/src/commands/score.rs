@@ -10,10 +10,11 @@ use t0_model::T0;
 pub struct Args {
     #[command(flatten)]
     model: super::model_arg::ModelArg,
-    /// Convert the linear weights at load: f32, bf16 or int8 (weight-only, per-channel scales).
-    /// Default: use them as stored, straight from the memory map.
-    #[arg(long, value_parser = super::parse_dtype)]
-    dtype: Option<t0_model::PackDType>,
+    /// Convert the linear weights at load: f32, bf16 or int8 (weight-only, per-channel scales);
+    /// with --device also f16 (f16 weights, f32 activations). Default: use them as stored,
+    /// straight from the memory map (on a device: f32).
+    #[arg(long, value_parser = super::device::parse_weight_dtype)]
+    dtype: Option<super::device::WeightDType>,
     /// The prompt (text; or use --input-ids).
     prompt: Option<String>,
     /// The prompt as token ids, comma-separated.
@@ -42,7 +43,7 @@ pub struct Args {
     #[command(flatten)]
     load: super::load_args::LoadArgs,
     /// Where to run: cpu (default), host (the device path on host memory) or `cuda[:N]` (feature
-    /// `cuda`). Off the CPU: `--dtype` f32 or bf16, no `--input FILE`.
+    /// `cuda`). Off the CPU: `--dtype` f32, bf16 or f16, no `--input FILE`.
     #[arg(long, value_parser = super::device::parse_device, default_value = "cpu")]
     device: super::device::Device,
 }
@@ -111,7 +112,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn load(a: &Args) -> Result<T0> {
-    let options = a.load.options(a.dtype)?;
+    let options = a.load.options(super::device::cpu_dtype(a.dtype)?)?;
     let t0 = a.model.load(options)?.with_eos(!a.no_eos);
     super::load_args::warn_unused(t0.model());
     Ok(t0)

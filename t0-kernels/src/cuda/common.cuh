@@ -11,6 +11,15 @@ __device__ __forceinline__ float bf16_to_f32(bf16_bits b) {
     return __uint_as_float(((unsigned int)b) << 16);
 }
 
+// IEEE half (binary16) bits, widened exactly by the hardware's conversion.
+typedef unsigned short f16_bits;
+
+__device__ __forceinline__ float f16_to_f32(f16_bits h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
 // Sum over the 32 lanes of a warp; every lane gets the result.
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -35,24 +35,31 @@ extern "C" __global__ void gemv_f32(const float* __restrict__ x, int m, const fl
     }
 }
 
-extern "C" __global__ void gemv_bf16(const float* __restrict__ x, int m, const bf16_bits* __restrict__ w,
-                                     float* __restrict__ y, int n, int k) {
+// 16-bit weights (bf16 or IEEE half bits, widened to f32; the sums are f32 as in gemv_f32).
+template <bool HALF>
+__device__ __forceinline__ float widen16(unsigned short b) {
+    return HALF ? f16_to_f32(b) : bf16_to_f32(b);
+}
+
+template <bool HALF>
+__device__ __forceinline__ void gemv_16bit(const float* __restrict__ x, int m, const unsigned short* __restrict__ w,
+                                           float* __restrict__ y, int n, int k) {
     const int lane = threadIdx.x & 31;
     const int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= n) return;
-    const bf16_bits* wr = w + (size_t)r * k;
+    const unsigned short* wr = w + (size_t)r * k;
     float acc[GEMV_MAX_M];
     for (int i = 0; i < GEMV_MAX_M; ++i) acc[i] = 0.0f;
     if ((k & 7) == 0) {
-        // 8 bf16 (16 bytes) per load.
+        // 8 weights (16 bytes) per load.
         const uint4* w8 = reinterpret_cast<const uint4*>(wr);
         for (int c = lane; c < (k >> 3); c += 32) {
             const uint4 v = w8[c];
             const unsigned int words[4] = {v.x, v.y, v.z, v.w};
             float f[8];
             for (int t = 0; t < 4; ++t) {
-                f[2 * t] = __uint_as_float(words[t] << 16);
-                f[2 * t + 1] = __uint_as_float(words[t] & 0xffff0000u);
+                f[2 * t] = widen16<HALF>((unsigned short)(words[t] & 0xffffu));
+                f[2 * t + 1] = widen16<HALF>((unsigned short)(words[t] >> 16));
             }
             for (int i = 0; i < m; ++i) {
                 const float* a = x + (size_t)i * k + 8 * c;
@@ -63,7 +70,7 @@ extern "C" __global__ void gemv_bf16(const float* __restrict__ x, int m, const b
         }
     } else {
         for (int c = lane; c < k; c += 32) {
-            const float v = bf16_to_f32(wr[c]);
+            const float v = widen16<HALF>(wr[c]);
             for (int i = 0; i < m; ++i) acc[i] += v * x[(size_t)i * k + c];
         }
     }
@@ -71,4 +78,14 @@ extern "C" __global__ void gemv_bf16(const float* __restrict__ x, int m, const b
         const float s = warp_sum(acc[i]);
         if (lane == 0) y[(size_t)i * n + r] = s;
     }
+}
+
+extern "C" __global__ void gemv_bf16(const float* __restrict__ x, int m, const bf16_bits* __restrict__ w,
+                                     float* __restrict__ y, int n, int k) {
+    gemv_16bit<false>(x, m, w, y, n, k);
+}
+
+extern "C" __global__ void gemv_f16(const float* __restrict__ x, int m, const f16_bits* __restrict__ w,
+                                    float* __restrict__ y, int n, int k) {
+    gemv_16bit<true>(x, m, w, y, n, k);
 }

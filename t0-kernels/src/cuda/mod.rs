@@ -48,7 +48,7 @@ pub const SOURCES: &[(&str, &str)] = &[
 
 /// The kernel entry points of each module (what [`CudaKernels`] loads).
 pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
-    ("gemv", &["gemv_f32", "gemv_bf16"]),
+    ("gemv", &["gemv_f32", "gemv_bf16", "gemv_f16"]),
     ("norm", &["rms_norm"]),
     ("softmax", &["softmax_rows", "argmax_rows"]),
     ("activation", &["gated_act", "act_inplace", "add_inplace", "scale_inplace", "embedding_f32", "kv_append"]),
@@ -317,6 +317,21 @@ impl CudaKernels {
     ) -> Result<(), CudaError> {
         Self::check_len("gemv w", w.len(), n * k)?;
         self.gemv_checked("gemv_bf16", x, m, w, n, k, y)
+    }
+
+    /// As [`CudaKernels::gemv_f32`] for an IEEE half (f16) weight given as raw bits (widened
+    /// exactly; the activations and the sums stay f32).
+    pub fn gemv_f16(
+        &self,
+        x: &CudaView<'_, f32>,
+        m: usize,
+        w: &CudaView<'_, u16>,
+        n: usize,
+        k: usize,
+        y: &mut CudaViewMut<'_, f32>,
+    ) -> Result<(), CudaError> {
+        Self::check_len("gemv w", w.len(), n * k)?;
+        self.gemv_checked("gemv_f16", x, m, w, n, k, y)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -22,6 +22,8 @@ pub enum CudaWeight {
     F32(CudaSlice<f32>, usize, usize),
     /// bf16 bits.
     Bf16(CudaSlice<u16>, usize, usize),
+    /// IEEE half bits.
+    F16(CudaSlice<u16>, usize, usize),
 }
 
 impl CudaBackend {
@@ -91,13 +93,21 @@ impl Backend for CudaBackend {
                 let bits: Vec<u16> = rows_f32(w).iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
                 CudaWeight::Bf16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
             }
+            (DeviceDType::F16, WeightView::F16 { data, .. }) => {
+                let bits: Vec<u16> = data.iter().map(|h| h.to_bits()).collect();
+                CudaWeight::F16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
+            }
+            (DeviceDType::F16, _) => {
+                let bits: Vec<u16> = rows_f32(w).iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+                CudaWeight::F16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
+            }
             (DeviceDType::F32, _) => CudaWeight::F32(self.upload(&rows_f32(w))?, rows, cols),
         })
     }
 
     fn linear(&self, x: &CudaSlice<f32>, m: usize, w: &CudaWeight, out: &mut CudaSlice<f32>) -> Result<()> {
         let (n, k) = match w {
-            CudaWeight::F32(_, n, k) | CudaWeight::Bf16(_, n, k) => (*n, *k),
+            CudaWeight::F32(_, n, k) | CudaWeight::Bf16(_, n, k) | CudaWeight::F16(_, n, k) => (*n, *k),
         };
         // The decode GEMV reads each weight once for up to GEMV_MAX_M rows; longer inputs (the
         // encoder) run it per block of rows (a tensor-core GEMM is still to come: docs/cuda.md).
@@ -108,6 +118,7 @@ impl Backend for CudaBackend {
             let done = match w {
                 CudaWeight::F32(wd, ..) => self.kernels.gemv_f32(&xs, rows, &wd.as_view(), n, k, &mut ys),
                 CudaWeight::Bf16(wd, ..) => self.kernels.gemv_bf16(&xs, rows, &wd.as_view(), n, k, &mut ys),
+                CudaWeight::F16(wd, ..) => self.kernels.gemv_f16(&xs, rows, &wd.as_view(), n, k, &mut ys),
             };
             done.map_err(|e| self.err(e))?;
         }

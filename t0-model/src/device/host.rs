@@ -25,6 +25,24 @@ impl Default for HostBackend {
     }
 }
 
+/// A weight in host memory: packed for the CPU matmul (f32, bf16), or f16 rows as they are.
+#[derive(Debug)]
+pub enum HostWeight {
+    /// Panels of the CPU kernels ([`PackDType::F32`] or [`PackDType::Bf16`]).
+    Packed(PackedWeight),
+    /// Row-major IEEE half values `[rows, cols]` (the CPU matmul widens them; f32 activations).
+    F16(Vec<half::f16>, usize, usize),
+}
+
+impl HostWeight {
+    fn view(&self) -> WeightView<'_> {
+        match self {
+            HostWeight::Packed(p) => p.view(),
+            HostWeight::F16(data, rows, cols) => WeightView::f16(data, *rows, *cols),
+        }
+    }
+}
+
 /// `&x[..len]`, or an error naming the operand.
 fn prefix<'a>(what: &str, x: &'a [f32], len: usize) -> Result<&'a [f32]> {
     x.get(..len).ok_or_else(|| ModelError::InvalidArgument(format!("{what}: {} values, {len} needed", x.len())))
@@ -43,7 +61,7 @@ fn prefix_mut<'a>(what: &str, x: &'a mut [f32], len: usize) -> Result<&'a mut [f
 
 impl Backend for HostBackend {
     type Buf = Vec<f32>;
-    type Weight = PackedWeight;
+    type Weight = HostWeight;
 
     fn name(&self) -> String {
         format!("cpu ({})", self.kernels.name())
@@ -61,19 +79,24 @@ impl Backend for HostBackend {
         Ok(prefix("download", x, len)?.to_vec())
     }
 
-    fn upload_weight(&self, w: &WeightView<'_>, dtype: DeviceDType) -> Result<PackedWeight> {
-        let d = match dtype {
-            DeviceDType::F32 => PackDType::F32,
-            DeviceDType::Bf16 => PackDType::Bf16,
-        };
-        Ok(PackedWeight::from_view(w, d))
+    fn upload_weight(&self, w: &WeightView<'_>, dtype: DeviceDType) -> Result<HostWeight> {
+        Ok(match (dtype, w) {
+            (DeviceDType::F32, _) => HostWeight::Packed(PackedWeight::from_view(w, PackDType::F32)),
+            (DeviceDType::Bf16, _) => HostWeight::Packed(PackedWeight::from_view(w, PackDType::Bf16)),
+            (DeviceDType::F16, WeightView::F16 { data, rows, cols }) => HostWeight::F16(data.to_vec(), *rows, *cols),
+            (DeviceDType::F16, _) => {
+                let data = super::rows_f32(w).into_iter().map(half::f16::from_f32).collect();
+                HostWeight::F16(data, w.rows(), w.cols())
+            }
+        })
     }
 
-    fn linear(&self, x: &Vec<f32>, m: usize, w: &PackedWeight, out: &mut Vec<f32>) -> Result<()> {
-        let (n, k) = (w.rows(), w.cols());
+    fn linear(&self, x: &Vec<f32>, m: usize, w: &HostWeight, out: &mut Vec<f32>) -> Result<()> {
+        let view = w.view();
+        let (n, k) = (view.rows(), view.cols());
         let x = prefix("linear x", x, m * k)?;
         let out = prefix_mut("linear out", out, m * n)?;
-        self.kernels.matmul(x, m, &w.view(), out);
+        self.kernels.matmul(x, m, &view, out);
         Ok(())
     }
 

@@ -28,7 +28,7 @@ mod model;
 
 #[cfg(feature = "cuda")]
 pub use cuda::{CudaBackend, CudaWeight};
-pub use host::HostBackend;
+pub use host::{HostBackend, HostWeight};
 pub use model::{DeviceEncoded, DeviceModel, DeviceState};
 
 use t0_kernels::{Activation, WeightView};
@@ -44,6 +44,24 @@ pub enum DeviceDType {
     /// bf16 GEMV multiplies them by f32 activations; the host backend runs the CPU's packed bf16
     /// matmul, which rounds the activations to bf16 too ([`crate::PackDType::Bf16`]).
     Bf16,
+    /// IEEE half (f16) weights: the bytes of bf16 with three more bits of mantissa. T5's
+    /// activations overflow f16 (its feed-forward outputs and residual stream pass 65504 in T5
+    /// v1.1 models, which is why T0 runs in f32 or bf16), so only the weights are f16: the
+    /// activations, the residual stream, the feed-forward output and every sum stay f32, and
+    /// each product is an exactly widened f16 weight times an f32 activation. A weight matrix
+    /// with a value outside f16's range is refused at upload, naming the tensor, rather than
+    /// stored as infinity.
+    F16,
+}
+
+impl DeviceDType {
+    /// Bytes per weight on the device.
+    pub fn bytes_per_weight(self) -> usize {
+        match self {
+            DeviceDType::F32 => 4,
+            DeviceDType::Bf16 | DeviceDType::F16 => 2,
+        }
+    }
 }
 
 /// A buffer region: the buffer and the element offset where the operand starts.

@@ -22,9 +22,31 @@ struct DevLinear<B: Backend> {
     bytes: usize,
 }
 
+/// With f16 weights, the first value of `w` (named `name`) that f16 cannot hold, as an error.
+fn check_f16_range(name: &str, w: &WeightView<'_>) -> Result<()> {
+    let mut row = vec![0.0f32; w.cols()];
+    for r in 0..w.rows() {
+        w.row_to_f32(r, &mut row);
+        if let Some((c, v)) =
+            row.iter().enumerate().find(|(_, v)| v.is_finite() && half::f16::from_f32(**v).is_infinite())
+        {
+            return Err(ModelError::InvalidArgument(format!(
+                "{name}: value {v} at [{r}, {c}] is outside f16's range (±65504); load it as bf16 or f32"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl<B: Backend> DevLinear<B> {
-    /// Uploads the rows of `parts`, stacked in order, as one weight.
-    fn new(backend: &B, parts: &[WeightView<'_>], dtype: DeviceDType) -> Result<Self> {
+    /// Uploads the rows of `parts`, stacked in order, as one weight (`name`, the HF name of the
+    /// first part, for errors).
+    fn new(backend: &B, name: &str, parts: &[WeightView<'_>], dtype: DeviceDType) -> Result<Self> {
+        if dtype == DeviceDType::F16 {
+            for p in parts {
+                check_f16_range(name, p)?;
+            }
+        }
         let w = if let [one] = parts {
             backend.upload_weight(one, dtype)?
         } else {
@@ -35,15 +57,11 @@ impl<B: Backend> DevLinear<B> {
         };
         let rows: usize = parts.iter().map(|p| p.rows()).sum();
         let cols = parts.first().map_or(0, |p| p.cols());
-        let elem = match dtype {
-            DeviceDType::F32 => 4,
-            DeviceDType::Bf16 => 2,
-        };
-        Ok(Self { w, rows, bytes: rows * cols * elem })
+        Ok(Self { w, rows, bytes: rows * cols * dtype.bytes_per_weight() })
     }
 
-    fn of(backend: &B, l: &Linear, dtype: DeviceDType) -> Result<Self> {
-        Self::new(backend, &[l.view()], dtype)
+    fn of(backend: &B, name: &str, l: &Linear, dtype: DeviceDType) -> Result<Self> {
+        Self::new(backend, name, &[l.view()], dtype)
     }
 }
 
@@ -56,21 +74,26 @@ struct DevFeedForward<B: Backend> {
 }
 
 impl<B: Backend> DevFeedForward<B> {
-    fn of(backend: &B, ff: &crate::feed_forward::FeedForward, dtype: DeviceDType) -> Result<Self> {
+    /// `prefix`: the block's HF name (`encoder.block.0.layer.1.DenseReluDense`).
+    fn of(backend: &B, prefix: &str, ff: &crate::feed_forward::FeedForward, dtype: DeviceDType) -> Result<Self> {
         let (wi, gated) = match &ff.wi {
-            Wi::Plain(l) => (DevLinear::of(backend, l, dtype)?, false),
-            Wi::Gated { gate, up } => (DevLinear::new(backend, &[gate.view(), up.view()], dtype)?, true),
-            Wi::GatedFused(l) => (DevLinear::of(backend, l, dtype)?, true),
+            Wi::Plain(l) => (DevLinear::of(backend, &format!("{prefix}.wi.weight"), l, dtype)?, false),
+            Wi::Gated { gate, up } => {
+                (DevLinear::new(backend, &format!("{prefix}.wi_0.weight"), &[gate.view(), up.view()], dtype)?, true)
+            }
+            Wi::GatedFused(l) => (DevLinear::of(backend, &format!("{prefix}.wi_0.weight"), l, dtype)?, true),
         };
-        Ok(Self { wi, wo: DevLinear::of(backend, &ff.wo, dtype)?, gated, act: ff.kind.activation })
+        let wo = DevLinear::of(backend, &format!("{prefix}.wo.weight"), &ff.wo, dtype)?;
+        Ok(Self { wi, wo, gated, act: ff.kind.activation })
     }
 }
 
-/// `[q; k; v]` stacked, for a self-attention block.
-fn qkv_of<B: Backend>(backend: &B, qkv: &Qkv, dtype: DeviceDType) -> Result<DevLinear<B>> {
+/// `[q; k; v]` stacked, for a self-attention block (`prefix`: its HF name).
+fn qkv_of<B: Backend>(backend: &B, prefix: &str, qkv: &Qkv, dtype: DeviceDType) -> Result<DevLinear<B>> {
+    let name = format!("{prefix}.q.weight");
     match qkv {
-        Qkv::Fused(l) => DevLinear::of(backend, l, dtype),
-        Qkv::Separate([q, k, v]) => DevLinear::new(backend, &[q.view(), k.view(), v.view()], dtype),
+        Qkv::Fused(l) => DevLinear::of(backend, &name, l, dtype),
+        Qkv::Separate([q, k, v]) => DevLinear::new(backend, &name, &[q.view(), k.view(), v.view()], dtype),
     }
 }
 
@@ -212,33 +235,35 @@ impl<B: Backend> DeviceModel<B> {
         let b = &backend;
         let total = model.encoder.layers.len() + model.decoder.layers.len() + 1;
         let embed = b.upload(&rows_f32(&model.shared.view()))?;
-        let lm_head = DevLinear::of(b, &model.lm_head, dtype)?;
+        let lm_head = DevLinear::of(b, "lm_head.weight", &model.lm_head, dtype)?;
         progress(1, total);
         let mut enc = Vec::with_capacity(model.encoder.layers.len());
-        for l in &model.encoder.layers {
+        for (i, l) in model.encoder.layers.iter().enumerate() {
+            let at = |sub: &str| format!("encoder.block.{i}.layer.{sub}");
             enc.push(EncLayer {
                 attn_norm: b.upload(&l.attn_norm)?,
-                qkv: qkv_of(b, &l.attn.qkv, dtype)?,
-                o: DevLinear::of(b, &l.attn.o, dtype)?,
+                qkv: qkv_of(b, &at("0.SelfAttention"), &l.attn.qkv, dtype)?,
+                o: DevLinear::of(b, &at("0.SelfAttention.o.weight"), &l.attn.o, dtype)?,
                 ff_norm: b.upload(&l.ff_norm)?,
-                ff: DevFeedForward::of(b, &l.ff, dtype)?,
+                ff: DevFeedForward::of(b, &at("1.DenseReluDense"), &l.ff, dtype)?,
             });
             progress(1 + enc.len(), total);
         }
         let mut dec = Vec::with_capacity(model.decoder.layers.len());
-        for l in &model.decoder.layers {
+        for (i, l) in model.decoder.layers.iter().enumerate() {
             let c = &l.cross_attn;
+            let at = |sub: &str| format!("decoder.block.{i}.layer.{sub}");
             dec.push(DecLayer {
                 self_norm: b.upload(&l.self_norm)?,
-                qkv: qkv_of(b, &l.self_attn.qkv, dtype)?,
-                self_o: DevLinear::of(b, &l.self_attn.o, dtype)?,
+                qkv: qkv_of(b, &at("0.SelfAttention"), &l.self_attn.qkv, dtype)?,
+                self_o: DevLinear::of(b, &at("0.SelfAttention.o.weight"), &l.self_attn.o, dtype)?,
                 cross_norm: b.upload(&l.cross_norm)?,
-                cross_q: DevLinear::of(b, &c.q, dtype)?,
-                cross_k: DevLinear::of(b, &c.k, dtype)?,
-                cross_v: DevLinear::of(b, &c.v, dtype)?,
-                cross_o: DevLinear::of(b, &c.o, dtype)?,
+                cross_q: DevLinear::of(b, &at("1.EncDecAttention.q.weight"), &c.q, dtype)?,
+                cross_k: DevLinear::of(b, &at("1.EncDecAttention.k.weight"), &c.k, dtype)?,
+                cross_v: DevLinear::of(b, &at("1.EncDecAttention.v.weight"), &c.v, dtype)?,
+                cross_o: DevLinear::of(b, &at("1.EncDecAttention.o.weight"), &c.o, dtype)?,
                 ff_norm: b.upload(&l.ff_norm)?,
-                ff: DevFeedForward::of(b, &l.ff, dtype)?,
+                ff: DevFeedForward::of(b, &at("2.DenseReluDense"), &l.ff, dtype)?,
             });
             progress(1 + enc.len() + dec.len(), total);
         }

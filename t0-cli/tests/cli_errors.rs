@@ -728,9 +728,19 @@ fn kernels_this_cpu_cannot_run() {
 #[test]
 fn bench_unknown_dtype() {
     let (_t, dir) = model_dir();
+    let (code, _, err) = t0(&["bench", "--model", dir.to_str().unwrap(), "--dtype", "f8"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`f8` is not a weight dtype (expected f32, bf16, int8, or f16 with --device)"), "{err}");
+    // f16 is a device dtype: on the CPU model, an error that says so (exit 1).
     let (code, _, err) = t0(&["bench", "--model", dir.to_str().unwrap(), "--dtype", "f16"]);
+    assert_fails(code, &err, "--dtype f16 runs on a device");
+    // `convert` writes CPU dtypes only.
+    let out = dir.with_file_name("f16-out");
+    let (code, _, err) =
+        t0(&["convert", "--model", dir.to_str().unwrap(), "--dtype", "f16", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`f16` is not a weight dtype (expected f32, bf16 or int8)"), "{err}");
+    assert!(!out.exists());
 }
 
 #[test]

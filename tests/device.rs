@@ -3,9 +3,10 @@
 //! identical greedy ids; bf16 weights against the CPU model with the same bf16 weights — on the
 //! host backend everywhere and on CUDA when a device is present (the CUDA test prints why it
 //! skips otherwise). The host backend's bf16 is the CPU's packed bf16 matmul (activations
-//! rounded to bf16, as the CPU model's); CUDA's bf16 GEMV keeps f32 activations (it is bound by
-//! the weights' bytes, and rounding per use would cost it ALU work at batch 8), so it is held to
-//! the CPU bf16 model only within what that rounding moves.
+//! rounded to bf16, as the CPU model's); CUDA's bf16 decode GEMV keeps f32 activations (it is
+//! bound by the weights' bytes, and rounding per use would cost it ALU work at batch 8; its
+//! encoder GEMM on tensor cores rounds them as the CPU does), so it is held to the CPU bf16 model
+//! only within what that rounding moves.
 
 mod common;
 

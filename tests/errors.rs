@@ -170,3 +170,99 @@ fn extra_tensors_are_reported_not_refused() {
     assert!(unused.iter().all(|n| n.contains(".block.1.")), "{unused:?}");
     assert!(unused.iter().any(|n| n.starts_with("encoder.")) && unused.iter().any(|n| n.starts_with("decoder.")));
 }
+
+/// Hostile values for every key t0 reads from `config.json` and `generation_config.json` (zero,
+/// negative, huge, fractional, null, the wrong JSON type): loading the model, then a short
+/// generation with the file's defaults, each gives a result or an error, never a panic.
+#[test]
+fn hostile_config_values_never_panic() {
+    use serde_json::{json, Value};
+    let (_t, dir) = model_dir();
+    let read = |name: &str| -> Value {
+        std::fs::read_to_string(dir.join(name)).map_or(json!({}), |t| serde_json::from_str(&t).unwrap())
+    };
+    let (config, generation) = (read("config.json"), read("generation_config.json"));
+    let hostile = [
+        json!(0),
+        json!(1),
+        json!(-1),
+        json!(7),
+        json!(4096),
+        json!(u32::MAX),
+        json!(u64::MAX),
+        json!(-1e300),
+        json!(1e300),
+        json!(0.5),
+        json!(null),
+        json!("gated-gelu"),
+        json!("x"),
+        json!(true),
+        json!([1]),
+        json!({}),
+    ];
+    let config_keys = [
+        "vocab_size",
+        "d_model",
+        "d_kv",
+        "d_ff",
+        "num_layers",
+        "num_decoder_layers",
+        "num_heads",
+        "relative_attention_num_buckets",
+        "relative_attention_max_distance",
+        "layer_norm_epsilon",
+        "feed_forward_proj",
+        "dense_act_fn",
+        "is_gated_act",
+        "tie_word_embeddings",
+        "scale_decoder_outputs",
+        "eos_token_id",
+        "pad_token_id",
+        "decoder_start_token_id",
+        "model_type",
+        "architectures",
+    ];
+    let generation_keys = [
+        "max_length",
+        "max_new_tokens",
+        "min_length",
+        "min_new_tokens",
+        "num_beams",
+        "num_return_sequences",
+        "do_sample",
+        "temperature",
+        "top_k",
+        "top_p",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
+        "length_penalty",
+        "early_stopping",
+        "eos_token_id",
+        "decoder_start_token_id",
+        "pad_token_id",
+    ];
+    let run = |what: &str| {
+        let outcome = std::panic::catch_unwind(|| {
+            if let Ok(model) = load(&dir) {
+                // The file's defaults, with a budget this test can afford.
+                let mut cfg = model.generation_config().clone();
+                cfg.max_new_tokens = cfg.max_new_tokens.min(4);
+                let _ = model.generate(&[vec![5, 1]], &cfg);
+            }
+        });
+        assert!(outcome.is_ok(), "{what} panicked");
+    };
+    for (file, base, keys) in
+        [("config.json", &config, &config_keys[..]), ("generation_config.json", &generation, &generation_keys[..])]
+    {
+        for key in keys {
+            for v in &hostile {
+                let mut edited = base.clone();
+                edited[*key] = v.clone();
+                std::fs::write(dir.join(file), edited.to_string()).unwrap();
+                run(&format!("{file}: {key} = {v}"));
+            }
+        }
+        std::fs::write(dir.join(file), base.to_string()).unwrap();
+    }
+}

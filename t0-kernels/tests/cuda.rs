@@ -22,8 +22,55 @@ fn nvrtc_compiles_every_module_for_sm80_and_sm90() {
             assert!(ptx.contains(&format!(".target {arch}")), "{module}: not compiled for {arch}");
         }
     }
+    // The tensor-core GEMM is mma.sync from sm_80 on; below, it compiles to a trap (never
+    // launched: `has_bf16_tensor_cores` is false there).
+    for arch in ["sm_80", "sm_90"] {
+        assert!(cuda::compile("gemm", arch).unwrap().contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"));
+    }
+    let old = cuda::compile("gemm", "sm_75").unwrap_or_else(|e| panic!("{e}"));
+    assert!(old.contains(".entry gemm_bf16_tc(") && !old.contains("mma.sync"));
     assert!(cuda::compile("nope", "sm_80").is_err());
     assert!(cuda::compile("norm", "sm_12").is_err());
+}
+
+/// Every module's PTX through `ptxas`, the assembler the driver runs on it at load time, when
+/// one is found (`T0_PTXAS`, else `ptxas` on the PATH; pip's `nvidia-cuda-nvcc-cu12` ships
+/// one): the machine code a GPU would load, for sm_80 and sm_90, with no register spilled in
+/// any kernel (a spill puts a hot loop's values in local memory).
+#[test]
+fn ptxas_assembles_every_module_without_spills() {
+    let ptxas = std::env::var("T0_PTXAS").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "ptxas".into());
+    if !cuda::nvrtc_available() {
+        eprintln!("skipped: the NVRTC library was not found");
+        return;
+    }
+    if std::process::Command::new(&ptxas).arg("--version").output().is_err() {
+        eprintln!(
+            "skipped: no ptxas (`pip install nvidia-cuda-nvcc-cu12`, then T0_PTXAS=…/nvidia/cuda_nvcc/bin/ptxas)"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("t0-ptxas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (module, _) in ENTRY_POINTS {
+        for arch in ["sm_80", "sm_90"] {
+            let ptx = dir.join(format!("{module}-{arch}.ptx"));
+            std::fs::write(&ptx, cuda::compile(module, arch).unwrap_or_else(|e| panic!("{e}"))).unwrap();
+            let out = std::process::Command::new(&ptxas)
+                .args([&format!("-arch={arch}"), "-v", "-o"])
+                .arg(dir.join("out.cubin"))
+                .arg(&ptx)
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "ptxas {module} for {arch}:\n{log}");
+            let spills = log
+                .lines()
+                .filter(|l| l.contains("spill") && !l.contains(" 0 bytes spill stores, 0 bytes spill loads"));
+            assert_eq!(spills.count(), 0, "{module} for {arch} spills registers:\n{log}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Deterministic values in [-1, 1).
@@ -78,6 +125,40 @@ fn device_kernels_match_the_reference() {
         let dwh = gpu.upload(&bits).unwrap();
         gpu.gemv_f16(&dx.as_view(), m, &dwh.as_view(), n, k, &mut dy.as_view_mut()).unwrap();
         close(&gpu.download(&dy).unwrap(), &want, 1e-5, abs, &format!("gemv_f16 {m}x{n}x{k}"));
+    }
+
+    // The bf16 tensor-core GEMM (longer inputs) and the activation rounding it takes: against
+    // the reference on bf16-rounded activations (each product exact in f32, sums in another
+    // order), edges of every tile shape included.
+    let round: Vec<f32> = [1.0, 1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -2.5e-40, 3.4e38, f32::INFINITY, f32::NAN]
+        .into_iter()
+        .chain(vals(1000, 20))
+        .collect();
+    let mut bits = gpu.zeros_u16(round.len()).unwrap();
+    gpu.round_bf16(&gpu.upload(&round).unwrap().as_view(), round.len(), &mut bits.as_view_mut()).unwrap();
+    for (got, v) in gpu.download(&bits).unwrap().iter().zip(&round) {
+        let want = half::bf16::from_f32(*v);
+        assert!(*got == want.to_bits() || (v.is_nan() && half::bf16::from_bits(*got).is_nan()), "round_bf16({v})");
+    }
+    if gpu.has_bf16_tensor_cores() {
+        for (m, n, k) in [(9, 33, 7), (64, 64, 64), (65, 130, 1023), (100, 257, 2048), (17, 5, 16), (300, 96, 40)] {
+            let x: Vec<f32> = vals(m * k, 21).iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect();
+            let wb: Vec<half::bf16> = vals(n * k, 22).iter().map(|&v| half::bf16::from_f32(v)).collect();
+            let mut want = vec![0.0; m * n];
+            cpu.matmul(&x, m, &WeightView::bf16(&wb, n, k), &mut want);
+            let xb: Vec<u16> = x.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
+            let wbits: Vec<u16> = wb.iter().map(|b| b.to_bits()).collect();
+            let mut dy = gpu.zeros(m * n).unwrap();
+            let (dx, dw) = (gpu.upload(&xb).unwrap(), gpu.upload(&wbits).unwrap());
+            gpu.gemm_bf16(&dx.as_view(), m, &dw.as_view(), n, k, &mut dy.as_view_mut()).unwrap();
+            close(&gpu.download(&dy).unwrap(), &want, 1e-5, 1e-5 * k as f32, &format!("gemm_bf16 {m}x{n}x{k}"));
+        }
+        let mut small = gpu.zeros(4).unwrap();
+        let one = gpu.zeros_u16(4).unwrap();
+        // 3 × 2 activations in a buffer of 4: an error, not a launch.
+        assert!(gpu.gemm_bf16(&one.as_view(), 3, &one.as_view(), 2, 2, &mut small.as_view_mut()).is_err());
+    } else {
+        eprintln!("gemm_bf16 not checked: {} has no bf16 tensor cores", gpu.arch());
     }
 
     for (rows, cols) in [(1, 1), (3, 7), (5, 2048), (2, 33)] {

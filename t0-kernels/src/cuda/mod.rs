@@ -2,7 +2,8 @@
 //! [cudarc](https://docs.rs/cudarc) with the CUDA libraries loaded dynamically, so a build with
 //! the feature needs no CUDA toolkit and runs (CPU only) on machines without one.
 //!
-//! What is here: the kernel sources ([`SOURCES`]: decode GEMV in f32 and bf16, RMS norm,
+//! What is here: the kernel sources ([`SOURCES`]: decode GEMV in f32, bf16 and f16, a bf16
+//! tensor-core GEMM for longer inputs, RMS norm,
 //! softmax, argmax, ReLU / gelu_new / SiLU plain and gated, residual add, scale, embedding, the
 //! KV-cache append, attention with T5's relative bias), [`compile`] (NVRTC, any `sm_XX`), and
 //! [`CudaKernels`] (one device: every module compiled for its compute capability once per
@@ -44,6 +45,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("softmax", include_str!("softmax.cu")),
     ("activation", include_str!("activation.cu")),
     ("attention", include_str!("attention.cu")),
+    ("gemm", include_str!("gemm.cu")),
 ];
 
 /// The kernel entry points of each module (what [`CudaKernels`] loads).
@@ -53,6 +55,7 @@ pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("softmax", &["softmax_rows", "argmax_rows"]),
     ("activation", &["gated_act", "act_inplace", "add_inplace", "scale_inplace", "embedding_f32", "kv_append"]),
     ("attention", &["attention"]),
+    ("gemm", &["gemm_bf16_tc", "round_bf16"]),
 ];
 
 /// Most rows of `x` one GEMV launch takes (`GEMV_MAX_M` in gemv.cu).
@@ -244,6 +247,17 @@ impl CudaKernels {
         Ok(self.stream.alloc_zeros::<f32>(len)?)
     }
 
+    /// A zeroed device buffer of `len` 16-bit values (bf16 bits).
+    pub fn zeros_u16(&self, len: usize) -> Result<CudaSlice<u16>, CudaError> {
+        Ok(self.stream.alloc_zeros::<u16>(len.max(1))?)
+    }
+
+    /// Whether the device has the bf16 tensor cores [`CudaKernels::gemm_bf16`] runs on (`mma`
+    /// with bf16 inputs: sm_80 and later).
+    pub fn has_bf16_tensor_cores(&self) -> bool {
+        self.arch.trim_start_matches("sm_").parse::<u32>().is_ok_and(|v| v >= 80)
+    }
+
     fn function(&self, name: &str) -> Result<&CudaFunction, CudaError> {
         self.functions.get(name).ok_or_else(|| CudaError::InvalidArgument(format!("no kernel `{name}`")))
     }
@@ -332,6 +346,64 @@ impl CudaKernels {
     ) -> Result<(), CudaError> {
         Self::check_len("gemv w", w.len(), n * k)?;
         self.gemv_checked("gemv_f16", x, m, w, n, k, y)
+    }
+
+    /// `out[i] = bf16(x[i])` for the first `count` values, rounded to nearest even (as the CPU's
+    /// bf16 matmul rounds its activations).
+    pub fn round_bf16(
+        &self,
+        x: &CudaView<'_, f32>,
+        count: usize,
+        out: &mut CudaViewMut<'_, u16>,
+    ) -> Result<(), CudaError> {
+        Self::check_len("round_bf16 x", x.len(), count)?;
+        Self::check_len("round_bf16 out", out.len(), count)?;
+        if count == 0 {
+            return Ok(());
+        }
+        let c = Self::int("count", count)?;
+        let f = self.function("round_bf16")?;
+        // SAFETY: one thread per element below `count`, which both lengths cover.
+        unsafe { self.stream.launch_builder(f).arg(x).arg(out).arg(&c).launch(Self::flat(count))? };
+        Ok(())
+    }
+
+    /// `y[m, n] = x[m, k] · wᵀ` on bf16 tensor cores, for bf16 activations `x` (see
+    /// [`CudaKernels::round_bf16`]) and a row-major bf16 weight `[n, k]`, both as raw bits: each
+    /// product bf16 × bf16, the sums f32. Any `m`, `n`, `k`; needs
+    /// [`CudaKernels::has_bf16_tensor_cores`] (an error otherwise).
+    pub fn gemm_bf16(
+        &self,
+        x: &CudaView<'_, u16>,
+        m: usize,
+        w: &CudaView<'_, u16>,
+        n: usize,
+        k: usize,
+        y: &mut CudaViewMut<'_, f32>,
+    ) -> Result<(), CudaError> {
+        if !self.has_bf16_tensor_cores() {
+            return Err(CudaError::InvalidArgument(format!("gemm_bf16: {} has no bf16 tensor cores", self.arch)));
+        }
+        Self::check_len("gemm x", x.len(), m * k)?;
+        Self::check_len("gemm w", w.len(), n * k)?;
+        Self::check_len("gemm y", y.len(), m * n)?;
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let (mi, ni, ki) = (Self::int("m", m)?, Self::int("n", n)?, Self::int("k", k)?);
+        Self::int("m · k", m * k)?;
+        Self::int("n · k", n * k)?;
+        Self::int("m · n", m * n)?;
+        let blocks = |v: usize| u32::try_from(v.div_ceil(64)).unwrap_or(u32::MAX);
+        if m.div_ceil(64) > 65_535 {
+            return Err(CudaError::InvalidArgument(format!("gemm_bf16: m = {m} is over the grid's 65535 × 64 rows")));
+        }
+        let cfg = LaunchConfig { grid_dim: (blocks(n), blocks(m), 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+        let f = self.function("gemm_bf16_tc")?;
+        // SAFETY: the kernel reads x[m·k] and w[n·k] and writes y[m·n] (edges masked), all checked
+        // above; the device has the sm_80 instructions it uses.
+        unsafe { self.stream.launch_builder(f).arg(x).arg(w).arg(y).arg(&mi).arg(&ni).arg(&ki).launch(cfg)? };
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

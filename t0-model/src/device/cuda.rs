@@ -109,8 +109,21 @@ impl Backend for CudaBackend {
         let (n, k) = match w {
             CudaWeight::F32(_, n, k) | CudaWeight::Bf16(_, n, k) | CudaWeight::F16(_, n, k) => (*n, *k),
         };
-        // The decode GEMV reads each weight once for up to GEMV_MAX_M rows; longer inputs (the
-        // encoder) run it per block of rows (a tensor-core GEMM is still to come: docs/cuda.md).
+        // Longer inputs (the encoder, prompts) with bf16 weights run on tensor cores, their
+        // activations rounded to bf16 as the CPU's bf16 matmul rounds them.
+        if let CudaWeight::Bf16(wd, ..) = w {
+            if m > GEMV_MAX_M && self.kernels.has_bf16_tensor_cores() {
+                let xs = view_from("linear x", x, 0)?;
+                let mut xb = self.kernels.zeros_u16(m * k).map_err(|e| self.err(e))?;
+                self.kernels.round_bf16(&xs, m * k, &mut xb.as_view_mut()).map_err(|e| self.err(e))?;
+                let mut ys = view_mut("linear out", out, 0, m * n)?;
+                return self.kernels.gemm_bf16(&xb.as_view(), m, &wd.as_view(), n, k, &mut ys).map_err(|e| self.err(e));
+            }
+        }
+        // The decode GEMV reads each weight once for up to GEMV_MAX_M rows; f32 and f16 weights
+        // run it per block of rows for longer inputs too (at 8 rows it does 4 (f32) or 8 (f16)
+        // flops per weight byte, what a SIMT GEMM would need 19 or 38 TFLOP/s to beat at HBM3e
+        // speed; tensor cores would need the activations in f16, which T5 overflows).
         for r0 in (0..m).step_by(GEMV_MAX_M) {
             let rows = GEMV_MAX_M.min(m - r0);
             let xs = view_from("linear x", x, r0 * k)?;

@@ -41,8 +41,9 @@ pub enum DeviceDType {
     /// 4 bytes per weight: results within rounding of the CPU model.
     F32,
     /// bfloat16 weights (T0 was trained in bf16): half the bytes a decode step reads. CUDA's
-    /// bf16 GEMV multiplies them by f32 activations; the host backend runs the CPU's packed bf16
-    /// matmul, which rounds the activations to bf16 too ([`crate::PackDType::Bf16`]).
+    /// decode GEMV multiplies them by f32 activations, its tensor-core GEMM (inputs of more than
+    /// 8 rows) by activations rounded to bf16; the host backend runs the CPU's packed bf16
+    /// matmul, which rounds the activations to bf16 throughout ([`crate::PackDType::Bf16`]).
     Bf16,
     /// IEEE half (f16) weights: the bytes of bf16 with three more bits of mantissa. T5's
     /// activations overflow f16 (its feed-forward outputs and residual stream pass 65504 in T5

@@ -25,6 +25,7 @@ Run from the repository root with the pinned environment of tools/requirements-f
     python tools/cross_check.py --seeds 0 --texts 300   # and 300 random texts through the tokenizer
     python tools/cross_check.py --seeds 0 --texts 300 --spm-variants   # also on six freshly trained vocabularies
     python tools/cross_check.py --seeds 0-19 --device host   # generation and scoring through DeviceModel
+    python tools/cross_check.py --model /path/t0_3b-random   # one existing model, e.g. T0_3B-shaped weights
 
 Log-probs and scores are held to 1e-4 per token, or to twice HF's own float32-vs-float64 gap on that model
 (teacher-forced, printed as hf32-vs-64) where that is larger: some random models amplify rounding. A greedy
@@ -110,13 +111,14 @@ def teacher_gap(model, model64, x, decoder_input, targets):
 
 
 @torch.no_grad()
-def hf_reference(model, inputs, choices):
+def hf_reference(model, inputs, choices, f64=True):
     cfg = model.config
     kw = {"use_cache": False} if cfg.num_decoder_layers > cfg.num_layers else {}
     greedy, beams, scores = [], [], []
     # How far HF's own float32 is from float64 on this model (teacher-forced token log-probs):
-    # random models with large activations can be ill-conditioned beyond the 1e-4 bar.
-    model64, f64_gap = copy.deepcopy(model).double(), 0.0
+    # random models with large activations can be ill-conditioned beyond the 1e-4 bar. (Not for a
+    # full-size model: a float64 copy of T0_3B would not fit in memory beside it.)
+    model64, f64_gap = (copy.deepcopy(model).double() if f64 else None), 0.0
     for ids, chs in zip(inputs, choices):
         x = torch.tensor([ids])
         out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
@@ -127,7 +129,8 @@ def hf_reference(model, inputs, choices):
         top2 = s.topk(2, -1).values
         greedy.append({"ids": toks, "lp": [lp[i, t].item() for i, t in enumerate(toks)],
                        "gaps": (top2[:, 0] - top2[:, 1]).tolist()})
-        f64_gap = max(f64_gap, teacher_gap(model, model64, x, [cfg.decoder_start_token_id] + toks[:-1], toks))
+        if model64 is not None:
+            f64_gap = max(f64_gap, teacher_gap(model, model64, x, [cfg.decoder_start_token_id] + toks[:-1], toks))
         out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=3,
                              num_return_sequences=2, max_new_tokens=MAX_NEW, output_scores=True,
                              return_dict_in_generate=True, **kw)
@@ -137,7 +140,8 @@ def hf_reference(model, inputs, choices):
         for c in chs:
             lp32 = teacher_logprobs(model, x, [cfg.decoder_start_token_id] + c[:-1], c)
             row.append(sum(lp32))
-            f64_gap = max(f64_gap, teacher_gap(model, model64, x, [cfg.decoder_start_token_id] + c[:-1], c))
+            if model64 is not None:
+                f64_gap = max(f64_gap, teacher_gap(model, model64, x, [cfg.decoder_start_token_id] + c[:-1], c))
         scores.append(row)
     return greedy, beams, scores, f64_gap, model64
 
@@ -151,6 +155,70 @@ def run_t0(binary, args):
 
 def ids_arg(ids):
     return ",".join(map(str, ids))
+
+
+def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
+    """The `t0` binary on the model in `d` against HF's `refs` (greedy, beams, scores): a list of
+    problems and the number of near-ties. `f64_logprobs(k, toks)`, when given, is HF's float64 run,
+    which a greedy log-prob off HF's float32 by more than `tol` may match instead."""
+    greedy, beams, scores = refs
+    problems, ties = [], 0
+    common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device]
+    rows = run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
+    for k, (ref, got) in enumerate(zip(greedy, rows)):
+        n = next((j for j, (a, b) in enumerate(zip(ref["ids"], got["token_ids"])) if a != b),
+                 None if len(ref["ids"]) == len(got["token_ids"]) else min(len(ref["ids"]), len(got["token_ids"])))
+        if n is not None:
+            if n < len(ref["gaps"]) and ref["gaps"][n] < TOL:
+                ties += 1
+                continue
+            problems.append(f"greedy input {k}: ids {got['token_ids']} != HF {ref['ids']}")
+            continue
+        err = max((abs(a - b) for a, b in zip(ref["lp"], got["token_logprobs"])), default=0.0)
+        if err > tol:
+            # Where HF's float32 is itself that far off, hold us to its float64 run instead.
+            err64 = (max(abs(a - b) for a, b in zip(f64_logprobs(k, ref["ids"]), got["token_logprobs"]))
+                     if f64_logprobs else err)
+            if err64 > tol:
+                problems.append(f"greedy input {k}: log-prob error {err:.2e} ({err64:.2e} from HF in float64)")
+    # Beam search of all inputs in one call (their beams share one decoder state).
+    beam_rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2",
+                                *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
+    for k, ids in enumerate(inputs):
+        rows = beam_rows[2 * k: 2 * k + 2]
+        got_ids, got_scores = [r["token_ids"] for r in rows], [r["score"] for r in rows]
+        if got_ids != beams[k]["ids"]:
+            problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
+        elif max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"])) > tol:
+            problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
+        row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
+                              *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
+        err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
+        if err > tol * max(len(c) for c in choices[k]):
+            problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
+    return problems, ties
+
+
+def check_model_dir(d, binary, device, seed=0):
+    """An existing model directory (e.g. T0_3B-shaped random weights from `t0 random-init`): HF's
+    references first, in float32 only, then the model is freed before `t0` runs (two float32 copies
+    of T0_3B would not fit in 24 GB)."""
+    import gc
+    rng = random.Random(seed)
+    model = T5ForConditionalGeneration.from_pretrained(d, torch_dtype=torch.float32).eval()
+    config = model.config
+    eos = config.eos_token_id
+    specials = {eos, config.pad_token_id, config.decoder_start_token_id}
+    words = [t for t in range(min(config.vocab_size, 32000)) if t not in specials]
+    inputs = [[rng.choice(words) for _ in range(n)] + [eos] for n in (4, 29, 63)]
+    choices = [[[rng.choice(words) for _ in range(rng.randint(0, 4))] + [eos] for _ in range(3)] for _ in inputs]
+    greedy, beams, scores, _, _ = hf_reference(model, inputs, choices, f64=False)
+    del model
+    gc.collect()
+    problems, ties = compare(binary, d, device, inputs, choices, (greedy, beams, scores), TOL)
+    desc = (f"{d}: d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
+            f"layers={config.num_layers}+{config.num_decoder_layers} ffn={config.feed_forward_proj} vocab={config.vocab_size}")
+    return desc, problems, ties
 
 
 def check(seed, binary, work, device="cpu"):
@@ -169,43 +237,10 @@ def check(seed, binary, work, device="cpu"):
     # The bar: 1e-4, or twice HF's own float32-vs-float64 gap where that is larger.
     tol = max(TOL, 2 * f64_gap)
 
-    problems, ties = [], 0
-    common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device]
-    for flag, rows in [("greedy", run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)]
-                                                                               for i in inputs), [])]))]:
-        for k, (ref, got) in enumerate(zip(greedy, rows)):
-            n = next((j for j, (a, b) in enumerate(zip(ref["ids"], got["token_ids"])) if a != b),
-                     None if len(ref["ids"]) == len(got["token_ids"]) else min(len(ref["ids"]), len(got["token_ids"])))
-            if n is not None:
-                if n < len(ref["gaps"]) and ref["gaps"][n] < TOL:
-                    ties += 1
-                    continue
-                problems.append(f"{flag} input {k}: ids {got['token_ids']} != HF {ref['ids']}")
-                continue
-            err = max((abs(a - b) for a, b in zip(ref["lp"], got["token_logprobs"])), default=0.0)
-            if err > tol:
-                # Where HF's float32 is itself that far off, hold us to its float64 run instead.
-                toks = ref["ids"]
-                f64 = teacher_logprobs(model64, torch.tensor([inputs[k]]),
-                                       [config.decoder_start_token_id] + toks[:-1], toks)
-                err64 = max(abs(a - b) for a, b in zip(f64, got["token_logprobs"]))
-                if err64 > tol:
-                    problems.append(f"{flag} input {k}: log-prob error {err:.2e} ({err64:.2e} from HF in float64)")
-    # Beam search of all inputs in one call (their beams share one decoder state).
-    beam_rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2",
-                                *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
-    for k, ids in enumerate(inputs):
-        rows = beam_rows[2 * k: 2 * k + 2]
-        got_ids, got_scores = [r["token_ids"] for r in rows], [r["score"] for r in rows]
-        if got_ids != beams[k]["ids"]:
-            problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
-        elif max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"])) > tol:
-            problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
-        row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
-                              *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
-        err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
-        if err > tol * max(len(c) for c in choices[k]):
-            problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
+    def f64_logprobs(k, toks):
+        return teacher_logprobs(model64, torch.tensor([inputs[k]]), [config.decoder_start_token_id] + toks[:-1], toks)
+
+    problems, ties = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs)
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
             f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "
@@ -298,7 +333,16 @@ def main():
     ap.add_argument("--texts", type=int, default=0, help="also check the tokenizer on this many random texts")
     ap.add_argument("--spm-variants", action="store_true", help="with --texts: also on six trained vocabularies")
     ap.add_argument("--work", default="/tmp/t0-cross-check", help="where the models are written")
+    ap.add_argument("--model", help="instead of random models, check this model directory (float32 references "
+                    "only, e.g. T0_3B-shaped random weights: 2 x 11.4 GB, run one after the other)")
     args = ap.parse_args()
+    if args.model:
+        torch.set_num_threads(os.cpu_count())
+        desc, problems, ties = check_model_dir(args.model, args.t0, args.device)
+        print(f"{'ok' if not problems else 'MISMATCH'}{f' ({ties} near-tie)' if ties else ''}  {desc}", flush=True)
+        for p in problems:
+            print(f"    {p}", flush=True)
+        sys.exit(1 if problems else 0)
     torch.set_num_threads(1)
     failed = 0
     for seed in seeds(args.seeds):

@@ -49,23 +49,30 @@ def random_inputs(batch, n, vocab=32000, seed=0):
 
 
 # ------------------------------------------------------------------------------------------------ engines
-def run_hf(model_dir, dtype, batch, n_in, n_new):
+def run_hf(model_dir, dtype, batch, n_in, n_new, device="cpu"):
     import torch
     from transformers import T5ForConditionalGeneration
     torch.set_num_threads(os.cpu_count())
     td = {"f32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    t = time.perf_counter()
-    model = T5ForConditionalGeneration.from_pretrained(model_dir, torch_dtype=td).eval()
-    load_s = time.perf_counter() - t
-    ids = torch.tensor(random_inputs(batch, n_in))
+
+    def now():
+        # GPU work is asynchronous: wait for it before reading the clock.
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    t = now()
+    model = T5ForConditionalGeneration.from_pretrained(model_dir, torch_dtype=td).eval().to(device)
+    load_s = now() - t
+    ids = torch.tensor(random_inputs(batch, n_in), device=device)
     mask = torch.ones_like(ids)
     with torch.inference_mode():
         enc = model.encoder(input_ids=ids, attention_mask=mask)
-        t = time.perf_counter()
+        t = now()
         for _ in range(3):
             enc = model.encoder(input_ids=ids, attention_mask=mask)
-        encoder_ms = (time.perf_counter() - t) / 3 * 1e3
-        dec = torch.zeros((batch, 1), dtype=torch.long)
+        encoder_ms = (now() - t) / 3 * 1e3
+        dec = torch.zeros((batch, 1), dtype=torch.long, device=device)
         past = None
         # one warm-up step
         model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=dec, use_cache=True)
@@ -74,7 +81,7 @@ def run_hf(model_dir, dtype, batch, n_in, n_new):
         first_s = 0.0
         for step in range(n_new + 1):
             if step <= 1:
-                t = time.perf_counter()
+                t = now()
             out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=dec, past_key_values=past,
                         use_cache=True)
             past = out.past_key_values
@@ -82,11 +89,14 @@ def run_hf(model_dir, dtype, batch, n_in, n_new):
             logits[:, 1] = -float("inf")
             dec = logits.argmax(-1, keepdim=True)
             if step == 0:
-                first_s = time.perf_counter() - t
-        decode_s = time.perf_counter() - t
+                first_s = now() - t
+        decode_s = now() - t
     step_ms = decode_s / n_new * 1e3
-    return dict(load_s=load_s, encoder_ms=encoder_ms, prompt_ms=encoder_ms + first_s * 1e3 - step_ms,
-                decode_ms_per_step=step_ms, tokens_per_s=batch * n_new / decode_s, peak_rss_bytes=peak_rss())
+    r = dict(load_s=load_s, encoder_ms=encoder_ms, prompt_ms=encoder_ms + first_s * 1e3 - step_ms,
+             decode_ms_per_step=step_ms, tokens_per_s=batch * n_new / decode_s, peak_rss_bytes=peak_rss())
+    if device != "cpu":
+        r.update(device=torch.cuda.get_device_name(), gpu_peak_bytes=torch.cuda.max_memory_allocated())
+    return r
 
 
 def convert_ct2(model_dir, out_dir, quant):
@@ -98,11 +108,11 @@ def convert_ct2(model_dir, out_dir, quant):
     return time.perf_counter() - t
 
 
-def run_ct2(ct2_dir, dtype, batch, n_in, n_new):
+def run_ct2(ct2_dir, dtype, batch, n_in, n_new, device="cpu"):
     import ctranslate2
-    compute = {"f32": "float32", "int8": "int8"}[dtype]
+    compute = {"f32": "float32", "int8": "int8", "bf16": "bfloat16"}[dtype]
     t = time.perf_counter()
-    tr = ctranslate2.Translator(ct2_dir, device="cpu", compute_type=compute, intra_threads=os.cpu_count(),
+    tr = ctranslate2.Translator(ct2_dir, device=device, compute_type=compute, intra_threads=os.cpu_count(),
                                 inter_threads=1)
     load_s = time.perf_counter() - t
     # CTranslate2 takes token strings: map ids through the vocabulary its converter saved.
@@ -133,14 +143,18 @@ def run_ct2(ct2_dir, dtype, batch, n_in, n_new):
                 peak_rss_bytes=peak_rss())
 
 
-def run_t0(t0_bin, model_dir, dtype, batch, n_in, n_new):
+def run_t0(t0_bin, model_dir, dtype, batch, n_in, n_new, device="cpu"):
     args = [t0_bin, "bench", "--model", model_dir, "--batch", str(batch), "--input-tokens", str(n_in),
             "--new-tokens", str(n_new), "--json"]
     if dtype != "f32-mmap":
         args += ["--dtype", dtype]
+    if device != "cpu":
+        args += ["--device", device]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
+    # On a device the encoder time includes the cross K/V (DeviceModel::encode computes both).
     r["prompt_ms"] = r["encoder_ms"] + r.get("cross_kv_ms", 0.0)
+    r.setdefault("peak_rss_bytes", 0)
     return r
 
 
@@ -148,16 +162,16 @@ def run_t0(t0_bin, model_dir, dtype, batch, n_in, n_new):
 def child(spec):
     kind, dtype = spec["engine"], spec["dtype"]
     if kind == "hf":
-        r = run_hf(spec["model"], dtype, spec["batch"], spec["input_tokens"], spec["new_tokens"])
+        r = run_hf(spec["model"], dtype, spec["batch"], spec["input_tokens"], spec["new_tokens"], spec["device"])
     elif kind == "ct2":
-        r = run_ct2(spec["ct2_dir"], dtype, spec["batch"], spec["input_tokens"], spec["new_tokens"])
+        r = run_ct2(spec["ct2_dir"], dtype, spec["batch"], spec["input_tokens"], spec["new_tokens"], spec["device"])
     else:
         raise SystemExit(f"unknown engine {kind}")
     print(json.dumps(r))
 
 
 def main():
-    ap = argparse.ArgumentParser(description="t0-rs vs HF transformers vs CTranslate2 on CPU")
+    ap = argparse.ArgumentParser(description="t0-rs vs HF transformers vs CTranslate2 on CPU (or a GPU)")
     ap.add_argument("--model", required=True, help="T0_3B-shaped model dir (config.json + model.safetensors)")
     ap.add_argument("--work", required=True, help="scratch dir for CTranslate2 conversions")
     ap.add_argument("--t0", default=os.path.join(ROOT, "target", "release", "t0"))
@@ -174,6 +188,9 @@ def main():
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--spiece", default=os.path.join(ROOT, "..", "shared", "t5-tokenizer", "spiece.model"),
                     help="spiece.model for a model dir without a tokenizer (CTranslate2's converter loads one)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu, or cuda for a GPU run (HF on the GPU, t0 with --device cuda, CTranslate2 with "
+                         "device='cuda'); default cpu")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -195,15 +212,15 @@ def main():
     for rnd, batch, ed in plan:
         engine, dtype = ed.split(":")
         spec = dict(engine=engine, dtype=dtype, model=a.model, batch=batch, input_tokens=a.input_tokens,
-                    new_tokens=a.new_tokens)
+                    new_tokens=a.new_tokens, device=a.device)
         print(f"== {engine} {dtype} batch {batch} round {rnd + 1}/{a.rounds}", file=sys.stderr, flush=True)
         try:
             if engine == "t0":
-                r = run_t0(a.t0, a.model, dtype, batch, a.input_tokens, a.new_tokens)
+                r = run_t0(a.t0, a.model, dtype, batch, a.input_tokens, a.new_tokens, a.device)
             else:
                 if engine == "ct2":
                     spec["ct2_dir"] = os.path.join(a.work, f"ct2-{dtype}")
-                    q = {"f32": "float32", "int8": "int8"}[dtype]
+                    q = {"f32": "float32", "int8": "int8", "bf16": "bfloat16"}[dtype]
                     conv = subprocess.run([sys.executable, "-c",
                                            f"import sys; sys.path.insert(0, {HERE!r}); import run_peers as r; "
                                            f"print(r.convert_ct2({a.model!r}, {spec['ct2_dir']!r}, {q!r}))"],
@@ -222,7 +239,7 @@ def main():
         results.append(r)
     with open(a.json + ".tmp", "w") as f:
         json.dump(dict(input_tokens=a.input_tokens, new_tokens=a.new_tokens, cpus=os.cpu_count(), rounds=a.rounds,
-                       results=results), f, indent=1)
+                       device=a.device, results=results), f, indent=1)
     os.replace(a.json + ".tmp", a.json)
     print("| engine | dtype | batch | encoder ms | prompt ms (encoder + cross K/V) | decode ms/step | tokens/s | "
           "peak RSS GB |")

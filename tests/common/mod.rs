@@ -6,9 +6,16 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use t0_tensor::SafeTensorsFile;
 
-/// `tests/fixtures` of this repository.
+/// `tests/fixtures` of this repository: of the checkout the tests were built in, or, when that
+/// is gone (a test binary carried to another machine, as `tools/gpu_check.sh` does), of the
+/// checkout the binary runs in.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("tests").join("fixtures")
+    }
 }
 
 /// Every fixture model directory (those with an `expected.json`), sorted by name.

@@ -304,26 +304,7 @@ impl Backend for Watched {
         self.inner.kv_append(qkv, rows, heads, d_kv, k, v, cap, pos)
     }
     fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Vec<f32>, out_off: usize) -> t0_model::Result<()> {
-        let b = DeviceAttention::<HostBackend> {
-            q: a.q,
-            k: a.k,
-            v: a.v,
-            heads: a.heads,
-            d_kv: a.d_kv,
-            q_len: a.q_len,
-            kv_len: a.kv_len,
-            q_row_stride: a.q_row_stride,
-            kv_head_stride: a.kv_head_stride,
-            kv_row_stride: a.kv_row_stride,
-            q_pos0: a.q_pos0,
-            causal: a.causal,
-            bias: a.bias,
-            mask: a.mask,
-            batch: a.batch,
-            q_batch_stride: a.q_batch_stride,
-            kv_batch_stride: a.kv_batch_stride,
-        };
-        self.inner.attention(&b, out, out_off)
+        self.inner.attention(&a.for_backend(), out, out_off)
     }
     fn argmax(&self, x: &Vec<f32>, rows: usize, cols: usize) -> t0_model::Result<Vec<u32>> {
         self.inner.argmax(x, rows, cols)

@@ -162,7 +162,7 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
     problems and the number of near-ties. `f64_logprobs(k, toks)`, when given, is HF's float64 run,
     which a greedy log-prob off HF's float32 by more than `tol` may match instead."""
     greedy, beams, scores = refs
-    problems, ties = [], 0
+    problems, ties, worst = [], 0, {"greedy": 0.0, "beam": 0.0, "score": 0.0}
     common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device]
     rows = run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
     for k, (ref, got) in enumerate(zip(greedy, rows)):
@@ -175,6 +175,7 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
             problems.append(f"greedy input {k}: ids {got['token_ids']} != HF {ref['ids']}")
             continue
         err = max((abs(a - b) for a, b in zip(ref["lp"], got["token_logprobs"])), default=0.0)
+        worst["greedy"] = max(worst["greedy"], err)
         if err > tol:
             # Where HF's float32 is itself that far off, hold us to its float64 run instead.
             err64 = (max(abs(a - b) for a, b in zip(f64_logprobs(k, ref["ids"]), got["token_logprobs"]))
@@ -189,14 +190,18 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
         got_ids, got_scores = [r["token_ids"] for r in rows], [r["score"] for r in rows]
         if got_ids != beams[k]["ids"]:
             problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
-        elif max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"])) > tol:
-            problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
+        else:
+            err = max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"]))
+            worst["beam"] = max(worst["beam"], err)
+            if err > tol:
+                problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
         row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
                               *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
         err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
+        worst["score"] = max(worst["score"], err)
         if err > tol * max(len(c) for c in choices[k]):
             problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
-    return problems, ties
+    return problems, ties, worst
 
 
 def check_model_dir(d, binary, device, seed=0):
@@ -215,9 +220,11 @@ def check_model_dir(d, binary, device, seed=0):
     greedy, beams, scores, _, _ = hf_reference(model, inputs, choices, f64=False)
     del model
     gc.collect()
-    problems, ties = compare(binary, d, device, inputs, choices, (greedy, beams, scores), TOL)
+    problems, ties, worst = compare(binary, d, device, inputs, choices, (greedy, beams, scores), TOL)
     desc = (f"{d}: d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
-            f"layers={config.num_layers}+{config.num_decoder_layers} ffn={config.feed_forward_proj} vocab={config.vocab_size}")
+            f"layers={config.num_layers}+{config.num_decoder_layers} ffn={config.feed_forward_proj} vocab={config.vocab_size}; "
+            f"greedy ids {[g['ids'] for g in greedy]}, beams {[b['ids'] for b in beams]}; largest differences from HF: "
+            f"greedy log-prob {worst['greedy']:.1e}, beam score {worst['beam']:.1e}, choice score {worst['score']:.1e}")
     return desc, problems, ties
 
 
@@ -240,7 +247,7 @@ def check(seed, binary, work, device="cpu"):
     def f64_logprobs(k, toks):
         return teacher_logprobs(model64, torch.tensor([inputs[k]]), [config.decoder_start_token_id] + toks[:-1], toks)
 
-    problems, ties = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs)
+    problems, ties, _ = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs)
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
             f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "

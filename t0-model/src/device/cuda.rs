@@ -84,24 +84,22 @@ impl Backend for CudaBackend {
 
     fn upload_weight(&self, w: &WeightView<'_>, dtype: DeviceDType) -> Result<CudaWeight> {
         let (rows, cols) = (w.rows(), w.cols());
-        Ok(match (dtype, w) {
-            (DeviceDType::Bf16, WeightView::Bf16 { data, .. }) => {
-                let bits: Vec<u16> = data.iter().map(|b| b.to_bits()).collect();
-                CudaWeight::Bf16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
-            }
-            (DeviceDType::Bf16, _) => {
-                let bits: Vec<u16> = rows_f32(w).iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect();
-                CudaWeight::Bf16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
-            }
-            (DeviceDType::F16, WeightView::F16 { data, .. }) => {
-                let bits: Vec<u16> = data.iter().map(|h| h.to_bits()).collect();
-                CudaWeight::F16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
-            }
+        // 16-bit weights go up as their bits: as stored when the file holds that dtype, else
+        // rounded (to nearest even) from the f32 values.
+        let bits = match (dtype, w) {
+            (DeviceDType::F32, _) => return Ok(CudaWeight::F32(self.upload(&rows_f32(w))?, rows, cols)),
+            (DeviceDType::Bf16, WeightView::Bf16 { data, .. }) => data.iter().map(|b| b.to_bits()).collect(),
+            (DeviceDType::F16, WeightView::F16 { data, .. }) => data.iter().map(|h| h.to_bits()).collect(),
+            (DeviceDType::Bf16, _) => rows_f32(w).iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect(),
             (DeviceDType::F16, _) => {
-                let bits: Vec<u16> = rows_f32(w).iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
-                CudaWeight::F16(self.kernels.upload(&bits).map_err(|e| self.err(e))?, rows, cols)
+                rows_f32(w).iter().map(|&v| half::f16::from_f32(v).to_bits()).collect::<Vec<u16>>()
             }
-            (DeviceDType::F32, _) => CudaWeight::F32(self.upload(&rows_f32(w))?, rows, cols),
+        };
+        let buf = self.kernels.upload(&bits).map_err(|e| self.err(e))?;
+        Ok(if dtype == DeviceDType::Bf16 {
+            CudaWeight::Bf16(buf, rows, cols)
+        } else {
+            CudaWeight::F16(buf, rows, cols)
         })
     }
 

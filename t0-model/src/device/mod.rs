@@ -112,6 +112,32 @@ pub struct DeviceAttention<'a, B: Backend + ?Sized> {
     pub kv_batch_stride: usize,
 }
 
+impl<'a, B: Backend + ?Sized> DeviceAttention<'a, B> {
+    /// The same call for another backend with the same buffer type (a backend that wraps
+    /// another, to time or trace its calls, forwards attention with this).
+    pub fn for_backend<C: Backend<Buf = B::Buf> + ?Sized>(&self) -> DeviceAttention<'a, C> {
+        DeviceAttention {
+            q: self.q,
+            k: self.k,
+            v: self.v,
+            heads: self.heads,
+            d_kv: self.d_kv,
+            q_len: self.q_len,
+            kv_len: self.kv_len,
+            q_row_stride: self.q_row_stride,
+            kv_head_stride: self.kv_head_stride,
+            kv_row_stride: self.kv_row_stride,
+            q_pos0: self.q_pos0,
+            causal: self.causal,
+            bias: self.bias,
+            mask: self.mask,
+            batch: self.batch,
+            q_batch_stride: self.q_batch_stride,
+            kv_batch_stride: self.kv_batch_stride,
+        }
+    }
+}
+
 /// The operations [`DeviceModel`] runs. Buffers are f32 and may be longer than an operation
 /// needs (workspaces are reused); every operation says which prefix it reads and writes.
 /// Implementations return errors (never panic) on sizes that do not fit.

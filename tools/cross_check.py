@@ -4,7 +4,7 @@
 The committed fixtures (tools/gen_fixtures.py) pin six shapes. This draws fresh ones: every seed makes a
 random T5 config (widths, heads, inner width != d_model or not, depths, bucket counts and distances (some under the bucket count), every
 feed-forward kind T5 configs use, tied or untied head, f32/bf16/f16 storage, every third model sharded, sometimes eos/decoder-start ids
-other than 1/0, sometimes saved as mT5), random weights, random inputs (some longer than the bucket distance), then compares:
+other than 1/0, a fifth saved as mT5 and a fifth as umT5), random weights, random inputs (some longer than the bucket distance), then compares:
 
 * greedy ids and token log-probs of several inputs decoded as one padded batch;
 * beam search (3 beams, 2 returned) of all inputs in one call: ids and scores;
@@ -44,8 +44,18 @@ import subprocess
 import sys
 
 import torch
-from transformers import MT5Config, MT5ForConditionalGeneration, T5Config, T5ForConditionalGeneration
+from transformers import (
+    MT5Config,
+    MT5ForConditionalGeneration,
+    T5Config,
+    T5ForConditionalGeneration,
+    UMT5Config,
+    UMT5ForConditionalGeneration,
+)
 from transformers.models.t5.modeling_t5 import T5LayerNorm
+from transformers.models.umt5.modeling_umt5 import UMT5LayerNorm
+
+MODEL_CLASSES = {"t5": T5ForConditionalGeneration, "mt5": MT5ForConditionalGeneration, "umt5": UMT5ForConditionalGeneration}
 
 TOL = 1e-4
 MAX_NEW = 10
@@ -60,7 +70,8 @@ def draw_config(rng):
     # Beyond the decoder's exact range (buckets // 2): at or under it HF's buckets go negative (t0 refuses).
     max_distance = rng.randint(buckets, 200) if rng.random() < 0.8 else rng.randint(buckets // 2 + 1, buckets)
     eos, start = (1, 0) if rng.random() < 0.7 else (rng.randint(2, 9), rng.choice([0, 3]))
-    kind = MT5Config if rng.random() < 0.2 else T5Config
+    r = rng.random()
+    kind = MT5Config if r < 0.2 else UMT5Config if r >= 0.8 else T5Config
     return kind(
         vocab_size=rng.randint(40, 700), d_model=d_model, d_kv=d_kv, num_heads=heads,
         d_ff=rng.randint(4, 100), num_layers=rng.randint(1, 4), num_decoder_layers=rng.randint(1, 4),
@@ -73,12 +84,12 @@ def draw_config(rng):
 
 def build(config, seed, storage, out):
     torch.manual_seed(seed)
-    cls = MT5ForConditionalGeneration if config.model_type == "mt5" else T5ForConditionalGeneration
+    cls = MODEL_CLASSES[config.model_type]
     model = cls(config).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for mod in model.modules():
-            if isinstance(mod, T5LayerNorm):
+            if isinstance(mod, (T5LayerNorm, UMT5LayerNorm)):
                 mod.weight.copy_(0.5 + torch.rand(mod.weight.shape, generator=g))
         head = model.shared.weight if config.tie_word_embeddings else model.lm_head.weight
         head[config.eos_token_id].mul_(3.0)
@@ -210,7 +221,8 @@ def check_model_dir(d, binary, device, seed=0):
     of T0_3B would not fit in 24 GB)."""
     import gc
     rng = random.Random(seed)
-    model = T5ForConditionalGeneration.from_pretrained(d, torch_dtype=torch.float32).eval()
+    model_type = json.load(open(os.path.join(d, "config.json"))).get("model_type", "t5")
+    model = MODEL_CLASSES[model_type].from_pretrained(d, torch_dtype=torch.float32).eval()
     config = model.config
     eos = config.eos_token_id
     specials = {eos, config.pad_token_id, config.decoder_start_token_id}

@@ -11,12 +11,14 @@ tied and drops the slow sentencepiece tokenizer).
 
 What it makes (see tests/fixtures/README.md for the schema):
 
-* ``models/<name>/``: six tiny randomly initialised ``T5ForConditionalGeneration`` models, saved the way real
+* ``models/<name>/``: seven tiny randomly initialised ``T5ForConditionalGeneration`` models (one of them
+  ``UMT5ForConditionalGeneration``), saved the way real
   checkpoints are (``config.json``, ``generation_config.json``, ``model.safetensors``), each covering one
   variant of the architecture a T5 engine has to get right: T0-like gated-gelu untied with the real 32128
   vocabulary and tokenizer files; original-T5 relu tied with inner width != d_model and a decoder deeper than
   the encoder; gated-gelu with inner width != d_model and a shallower decoder; gated-silu tied; tied embeddings
-  stored as four separate tensors; weights stored in bfloat16.
+  stored as four separate tensors; weights stored in bfloat16; umT5 (a relative-position table in every
+  self-attention layer, as google/umt5-* have), with inner width != d_model and unequal depths.
   Next to each model: ``expected.json`` (HF's generate() results: greedy, greedy with min_new_tokens, beam
   search, rank-classification scores) and ``expected.safetensors`` (encoder states and decoder logits).
 * ``buckets.json``: HF's own ``T5Attention._relative_position_bucket`` for relative positions -3000..=3000.
@@ -59,8 +61,14 @@ from transformers import (
     T5Config,
     T5ForConditionalGeneration,
     T5Tokenizer,
+    UMT5Config,
+    UMT5ForConditionalGeneration,
 )
 from transformers.models.t5.modeling_t5 import T5Attention, T5LayerNorm
+from transformers.models.umt5.modeling_umt5 import UMT5LayerNorm
+
+# (config class, model class) by the spec's "arch".
+ARCHS = {"t5": (T5Config, T5ForConditionalGeneration), "umt5": (UMT5Config, UMT5ForConditionalGeneration)}
 
 if int(transformers.__version__.split(".")[0]) >= 5:
     sys.exit("transformers < 5 is required (see tools/requirements-fixtures.txt)")
@@ -133,6 +141,15 @@ MODELS = [
          seed=5000, input_seed=15, eos_boost=2.0, storage="thrice"),
     dict(name="bf16-stored", config=SILU_TIED,
          seed=6000, input_seed=16, eos_boost=2.0, storage="bf16"),
+    dict(
+        name="umt5-tiny", arch="umt5",
+        config=dict(
+            vocab_size=320, d_model=24, d_kv=6, num_heads=3, d_ff=40, feed_forward_proj="gated-gelu",
+            num_layers=3, num_decoder_layers=2, tie_word_embeddings=False,
+            relative_attention_num_buckets=16, relative_attention_max_distance=40, layer_norm_epsilon=1e-6,
+        ),
+        seed=7000, input_seed=17, eos_boost=2.0, storage="hf", init=1.0,
+    ),
 ]
 
 # t0-tiny: real prompts (ids from the slow sentencepiece tokenizer) and worded answer choices.
@@ -210,7 +227,7 @@ def shape_weights(model, seed, eos_boost):
     g = torch.Generator().manual_seed(seed * 7 + 3)
     with torch.no_grad():
         for _, mod in model.named_modules():
-            if isinstance(mod, T5LayerNorm):
+            if isinstance(mod, (T5LayerNorm, UMT5LayerNorm)):
                 mod.weight.copy_(0.5 + torch.rand(mod.weight.shape, generator=g))
         head = model.shared.weight if model.config.tie_word_embeddings else model.lm_head.weight
         head[1].mul_(eos_boost)
@@ -251,7 +268,8 @@ def save_model(model, spec, d):
 
 
 def load_model(d):
-    model = T5ForConditionalGeneration.from_pretrained(d).float().eval()
+    arch = json.load(open(os.path.join(d, "config.json")))["model_type"]
+    model = ARCHS[arch][1].from_pretrained(d).float().eval()
     return model
 
 
@@ -451,9 +469,10 @@ def record(model, spec, cases):
 
 def build(spec, seed):
     common = dict(COMMON, initializer_factor=spec.get("init", COMMON["initializer_factor"]))
-    config = T5Config(**common, **spec["config"])
+    config_class, model_class = ARCHS[spec.get("arch", "t5")]
+    config = config_class(**common, **spec["config"])
     torch.manual_seed(seed)
-    model = T5ForConditionalGeneration(config).eval()
+    model = model_class(config).eval()
     shape_weights(model, seed, spec["eos_boost"])
     return model
 

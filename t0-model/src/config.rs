@@ -66,6 +66,9 @@ pub struct T5Config {
     pub eos_token_id: u32,
     /// Padding (default 0).
     pub pad_token_id: u32,
+    /// Every self-attention layer has its own relative-position bias table (umT5,
+    /// `model_type: "umt5"`); T5 and mT5 have one per stack, in its first layer, shared by all.
+    pub bias_per_layer: bool,
 }
 
 struct Keys<'a> {
@@ -141,12 +144,19 @@ impl T5Config {
             });
         };
         let k = Keys { map, path };
-        if let Some(mt) = map.get("model_type") {
-            match mt.as_str() {
-                Some("t5") | Some("mt5") => {}
-                _ => return Err(k.err("model_type", format!("{mt} is not a T5 model (expected \"t5\" or \"mt5\")"))),
-            }
-        }
+        // HF's config classes differ in their defaults (a key left out of config.json takes the
+        // class's): mT5 and umT5 default to gated-gelu, mT5 to an untied head.
+        let model_type = match map.get("model_type") {
+            None | Some(Value::Null) => "t5",
+            Some(mt) => match mt.as_str() {
+                Some(t @ ("t5" | "mt5" | "umt5")) => t,
+                _ => {
+                    return Err(
+                        k.err("model_type", format!("{mt} is not a T5 model (expected \"t5\", \"mt5\" or \"umt5\")"))
+                    )
+                }
+            },
+        };
         const BIG: usize = 1 << 20;
         let vocab_size = k.positive("vocab_size", k.usize_req("vocab_size")?, 1 << 24)?;
         let d_model = k.positive("d_model", k.usize_req("d_model")?, 1 << 16)?;
@@ -186,7 +196,7 @@ impl T5Config {
             },
         };
         let proj = match map.get("feed_forward_proj") {
-            None | Some(Value::Null) => "relu".to_string(),
+            None | Some(Value::Null) => if model_type == "t5" { "relu" } else { "gated-gelu" }.to_string(),
             Some(Value::String(s)) => s.clone(),
             Some(v) => return Err(k.err("feed_forward_proj", format!("expected a string, found {v}"))),
         };
@@ -199,7 +209,7 @@ impl T5Config {
             )
         })?;
         let tie_word_embeddings = match map.get("tie_word_embeddings") {
-            None | Some(Value::Null) => true,
+            None | Some(Value::Null) => model_type != "mt5",
             Some(Value::Bool(b)) => *b,
             Some(v) => return Err(k.err("tie_word_embeddings", format!("expected true or false, found {v}"))),
         };
@@ -238,6 +248,7 @@ impl T5Config {
             decoder_start_token_id,
             eos_token_id,
             pad_token_id,
+            bias_per_layer: model_type == "umt5",
         })
     }
 
@@ -252,8 +263,9 @@ impl T5Config {
         let ffn = if self.feed_forward.gated { 3 * d * ff } else { 2 * d * ff };
         let attn = 4 * d * inner;
         let bias = self.relative_attention_num_buckets * self.num_heads;
-        let enc = self.num_layers * (attn + ffn + 2 * d) + bias + d;
-        let dec = self.num_decoder_layers * (2 * attn + ffn + 3 * d) + bias + d;
+        let tables = |layers: usize| if self.bias_per_layer { layers } else { 1 };
+        let enc = self.num_layers * (attn + ffn + 2 * d) + tables(self.num_layers) * bias + d;
+        let dec = self.num_decoder_layers * (2 * attn + ffn + 3 * d) + tables(self.num_decoder_layers) * bias + d;
         let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * d };
         self.vocab_size * d + enc + dec + head
     }
@@ -274,4 +286,39 @@ fn parse_feed_forward(proj: &str) -> Option<FeedForward> {
         _ => return None,
     };
     Some(FeedForward { activation, gated })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> T5Config {
+        let json = format!(
+            r#"{{"vocab_size": 64, "d_model": 8, "d_kv": 4, "d_ff": 12, "num_layers": 2, "num_heads": 2{extra}}}"#
+        );
+        T5Config::from_json_str(&json, "config.json".as_ref()).unwrap()
+    }
+
+    /// A key config.json leaves out takes the default of HF's config class for the model type:
+    /// relu and a tied head for T5, gated-gelu for mT5 (untied) and umT5 (tied).
+    #[test]
+    fn defaults_follow_the_model_type() {
+        let (t5, mt5, umt5) = (parse(""), parse(r#", "model_type": "mt5""#), parse(r#", "model_type": "umt5""#));
+        assert_eq!((t5.feed_forward_proj.as_str(), t5.tie_word_embeddings, t5.bias_per_layer), ("relu", true, false));
+        assert_eq!(
+            (mt5.feed_forward_proj.as_str(), mt5.tie_word_embeddings, mt5.bias_per_layer),
+            ("gated-gelu", false, false)
+        );
+        assert_eq!(
+            (umt5.feed_forward_proj.as_str(), umt5.tie_word_embeddings, umt5.bias_per_layer),
+            ("gated-gelu", true, true)
+        );
+        // umT5 counts a bias table per layer (2 + 2 tables of 32 buckets × 2 heads), as HF's num_parameters does.
+        assert_eq!(
+            umt5.num_parameters() - parse(r#", "feed_forward_proj": "gated-gelu""#).num_parameters(),
+            2 * 32 * 2
+        );
+        let bad = T5Config::from_json_str(r#"{"model_type": "bert"}"#, "config.json".as_ref()).unwrap_err();
+        assert!(bad.to_string().contains(r#"expected "t5", "mt5" or "umt5""#), "{bad}");
+    }
 }

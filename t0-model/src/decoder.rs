@@ -7,7 +7,7 @@ use crate::attention::{Attention, SelfAttention};
 use crate::cache::DecoderState;
 use crate::feed_forward::FeedForward;
 use crate::linear::Linear;
-use crate::position_bias::RelativeBias;
+use crate::position_bias::StackBias;
 use crate::workspace::{sized, Workspace};
 
 /// One decoder block.
@@ -21,12 +21,12 @@ pub struct DecoderLayer {
     pub(crate) ff: FeedForward,
 }
 
-/// The decoder stack. Only the first block's self-attention has a bias table (causal buckets);
-/// cross-attention has no position bias.
+/// The decoder stack. Only the first block's self-attention has a bias table (causal buckets),
+/// or every block's (umT5); cross-attention has no position bias.
 #[derive(Clone, Debug)]
 pub struct Decoder {
     pub(crate) layers: Vec<DecoderLayer>,
-    pub(crate) bias: RelativeBias,
+    pub(crate) bias: StackBias,
     pub(crate) final_norm: Vec<f32>,
     pub(crate) eps: f32,
     pub(crate) heads: usize,
@@ -54,8 +54,8 @@ impl Decoder {
         let max_end = state.lens.iter().map(|&l| l + t).max().unwrap_or(t);
         state.reserve_kv(max_end);
         let cap = state.capacity;
-        self.bias.vectors_into(-(max_end as i64 - 1), 0, &mut work.bias);
-        let bias = &work.bias;
+        let min_rel = -(max_end as i64 - 1);
+        self.bias.layer(0).vectors_into(min_rel, 0, &mut work.bias);
 
         let h = sized(&mut work.h, m * d);
         k.embedding(&embed.view(), tokens, h);
@@ -64,6 +64,10 @@ impl Decoder {
         let (qkv, q, ctx) =
             (sized(&mut work.qkv, m * 3 * inner), sized(&mut work.q, m * inner), sized(&mut work.ctx, m * inner));
         for (l, layer) in self.layers.iter().enumerate() {
+            if l > 0 && !self.bias.is_shared() {
+                self.bias.layer(l).vectors_into(min_rel, 0, &mut work.bias);
+            }
+            let bias = &work.bias;
             // Causal self-attention: write this call's keys/values into the cache, then attend.
             k.rms_norm(h, &layer.self_norm, self.eps, normed);
             layer.self_attn.project_with(k, normed, m, qkv, &mut work.proj);

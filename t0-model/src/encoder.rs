@@ -5,7 +5,7 @@ use t0_kernels::{AttentionArgs, Kernels};
 use crate::attention::SelfAttention;
 use crate::feed_forward::FeedForward;
 use crate::linear::Linear;
-use crate::position_bias::RelativeBias;
+use crate::position_bias::StackBias;
 use crate::workspace::FfScratch;
 
 /// One encoder block.
@@ -17,11 +17,12 @@ pub struct EncoderLayer {
     pub(crate) ff: FeedForward,
 }
 
-/// The encoder stack. Only the first block's bias table exists; every block uses it.
+/// The encoder stack. T5 and mT5: only the first block's bias table exists and every block uses
+/// it; umT5: each block has its own.
 #[derive(Clone, Debug)]
 pub struct Encoder {
     pub(crate) layers: Vec<EncoderLayer>,
-    pub(crate) bias: RelativeBias,
+    pub(crate) bias: StackBias,
     pub(crate) final_norm: Vec<f32>,
     pub(crate) eps: f32,
     pub(crate) heads: usize,
@@ -45,14 +46,18 @@ impl Encoder {
         let m = batch * seq;
         let mut h = vec![0.0f32; m * d];
         k.embedding(&embed.view(), ids, &mut h);
-        let bias = self.bias.vectors(-(seq as i64 - 1), seq as i64 - 1);
+        let (lo, hi) = (-(seq as i64 - 1), seq as i64 - 1);
+        let mut bias = self.bias.layer(0).vectors(lo, hi);
         let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
         // Rows of `qkv` are `[q | k | v]` (see `SelfAttention::project`).
         let (mut qkv, mut ctx) = (vec![0.0f32; m * 3 * inner], vec![0.0f32; m * inner]);
         // The feed-forward's hidden buffers, allocated by the first layer and reused (fresh ones
         // per layer cost page faults and zeroing: 5 MB a layer for T0_3B at 64 tokens).
         let mut ff_scratch = FfScratch::default();
-        for layer in &self.layers {
+        for (l, layer) in self.layers.iter().enumerate() {
+            if l > 0 && !self.bias.is_shared() {
+                self.bias.layer(l).vectors_into(lo, hi, &mut bias);
+            }
             k.rms_norm(&h, &layer.attn_norm, self.eps, &mut normed);
             layer.attn.project(k, &normed, m, &mut qkv);
             for b in 0..batch {

@@ -382,6 +382,7 @@ fn variant(model_type: &str, c: &T5Config) -> String {
     let head = if c.tie_word_embeddings { "tied head" } else { "untied head" };
     let family = match (model_type, c.feed_forward_proj.as_str(), c.tie_word_embeddings) {
         ("mt5", _, _) => "mT5",
+        ("umt5", _, _) => "umT5 (a relative-position table per layer)",
         (_, "relu", true) => "original T5",
         (_, "gated-gelu", false) => "T5 v1.1 / T0 / FLAN-T5",
         _ => "T5 variant",

@@ -16,7 +16,7 @@ use crate::encoder::{Encoder, EncoderLayer};
 use crate::feed_forward::{FeedForward, Wi};
 use crate::generation_config::GenerationConfig;
 use crate::linear::Linear;
-use crate::position_bias::RelativeBias;
+use crate::position_bias::{RelativeBias, StackBias};
 use crate::weights::WeightFiles;
 use crate::{ModelError, Result};
 
@@ -337,11 +337,24 @@ impl T5Model {
             Ok(FeedForward { kind: c.feed_forward, wi, wo: linear(format!("{p}.wo.weight"), d, ff)? })
         };
         let norm = |name: String| w.get_f32(&name, &[d]);
-        let bias_table = |stack: &str| {
-            w.get_f32(
-                &format!("{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
-                &[c.relative_attention_num_buckets, c.num_heads],
-            )
+        // The first layer's table, or every layer's (umT5).
+        let stack_bias = |stack: &str, layers: usize, bidirectional: bool| -> Result<StackBias> {
+            let table = |i: usize| -> Result<RelativeBias> {
+                let name = format!("{stack}.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight");
+                let values = w.get_f32(&name, &[c.relative_attention_num_buckets, c.num_heads])?;
+                Ok(RelativeBias::new(
+                    values,
+                    c.num_heads,
+                    c.relative_attention_num_buckets,
+                    c.relative_attention_max_distance,
+                    bidirectional,
+                ))
+            };
+            Ok(if c.bias_per_layer {
+                StackBias::per_layer((0..layers).map(table).collect::<Result<_>>()?)
+            } else {
+                StackBias::shared(table(0)?)
+            })
         };
 
         let mut enc_layers = Vec::with_capacity(c.num_layers);
@@ -356,13 +369,7 @@ impl T5Model {
         }
         let encoder = Encoder {
             layers: enc_layers,
-            bias: RelativeBias::new(
-                bias_table("encoder")?,
-                c.num_heads,
-                c.relative_attention_num_buckets,
-                c.relative_attention_max_distance,
-                true,
-            ),
+            bias: stack_bias("encoder", c.num_layers, true)?,
             final_norm: norm("encoder.final_layer_norm.weight".into())?,
             eps: c.layer_norm_epsilon,
             heads: c.num_heads,
@@ -382,13 +389,7 @@ impl T5Model {
         }
         let decoder = Decoder {
             layers: dec_layers,
-            bias: RelativeBias::new(
-                bias_table("decoder")?,
-                c.num_heads,
-                c.relative_attention_num_buckets,
-                c.relative_attention_max_distance,
-                false,
-            ),
+            bias: stack_bias("decoder", c.num_decoder_layers, false)?,
             final_norm: norm("decoder.final_layer_norm.weight".into())?,
             eps: c.layer_norm_epsilon,
             heads: c.num_heads,

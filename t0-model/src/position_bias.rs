@@ -1,5 +1,5 @@
 //! Relative-position bias vectors, built from a stack's bias table once per forward call and
-//! shared by every layer of that stack.
+//! shared by every layer of that stack (T5, mT5), or from each layer's own table (umT5).
 
 use t0_kernels::{relative_position_bucket, BiasView};
 
@@ -30,6 +30,36 @@ impl BiasVectors {
     /// The kernels' view.
     pub fn view(&self) -> BiasView<'_> {
         BiasView { values: &self.values, head_stride: self.head_stride, offset: self.offset }
+    }
+}
+
+/// A stack's bias tables: one in its first layer, shared by every layer (T5, mT5), or one per
+/// layer (umT5).
+#[derive(Clone, Debug)]
+pub struct StackBias {
+    tables: Vec<RelativeBias>,
+}
+
+impl StackBias {
+    /// One table for every layer.
+    pub fn shared(table: RelativeBias) -> Self {
+        Self { tables: vec![table] }
+    }
+
+    /// Layer `l` uses `tables[l]`.
+    pub fn per_layer(tables: Vec<RelativeBias>) -> Self {
+        assert!(!tables.is_empty(), "a stack has at least one layer");
+        Self { tables }
+    }
+
+    /// Whether every layer uses the same table (its vectors are built once per forward call).
+    pub fn is_shared(&self) -> bool {
+        self.tables.len() == 1
+    }
+
+    /// The table of layer `l`.
+    pub fn layer(&self, l: usize) -> &RelativeBias {
+        &self.tables[if self.is_shared() { 0 } else { l }]
     }
 }
 

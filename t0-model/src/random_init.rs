@@ -45,7 +45,7 @@ pub fn tensor_specs(config: &T5Config, dtype: DType) -> Vec<InitSpec> {
                 push(format!("{prefix}.k.weight"), vec![inner, d], Some(df.powf(-0.5)));
                 push(format!("{prefix}.v.weight"), vec![inner, d], Some(df.powf(-0.5)));
                 push(format!("{prefix}.o.weight"), vec![d, inner], Some((inner as f64).powf(-0.5)));
-                if i == 0 && prefix.ends_with("SelfAttention") {
+                if (i == 0 || c.bias_per_layer) && prefix.ends_with("SelfAttention") {
                     let shape = vec![c.relative_attention_num_buckets, c.num_heads];
                     push(format!("{prefix}.relative_attention_bias.weight"), shape, Some(df.powf(-0.5)));
                 }

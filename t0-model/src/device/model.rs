@@ -11,7 +11,7 @@ use crate::decoding::Decoding;
 use crate::feed_forward::Wi;
 use crate::generate::Generated;
 use crate::linear::Linear;
-use crate::position_bias::{BiasVectors, RelativeBias};
+use crate::position_bias::{BiasVectors, StackBias};
 use crate::{Classification, GenerationConfig, ModelError, Result, T5Config, T5Model};
 
 /// A weight on the device and its shape.
@@ -128,10 +128,10 @@ pub struct DeviceModel<B: Backend> {
     lm_head: DevLinear<B>,
     enc: Vec<EncLayer<B>>,
     enc_final: B::Buf,
-    enc_bias: RelativeBias,
+    enc_bias: StackBias,
     dec: Vec<DecLayer<B>>,
     dec_final: B::Buf,
-    dec_bias: RelativeBias,
+    dec_bias: StackBias,
     /// Weight bytes one decode step reads (every decoder matrix but the cross keys/values, and
     /// the head).
     step_bytes: usize,
@@ -364,10 +364,15 @@ impl<B: Backend> DeviceModel<B> {
         let (heads, d_kv, eps) = (c.num_heads, c.d_kv, c.layer_norm_epsilon);
         let mut w = self.work(seq)?;
         b.embedding(&self.embed, d, ids, &mut w.h)?;
-        let bias = self.enc_bias.vectors(-(seq as i64 - 1), seq as i64 - 1);
-        let bias_view = bias.view();
-        let bias_buf = b.upload(bias_view.values)?;
-        for l in &self.enc {
+        let (lo, hi) = (-(seq as i64 - 1), seq as i64 - 1);
+        let mut bias = self.enc_bias.layer(0).vectors(lo, hi);
+        let mut bias_buf = b.upload(bias.view().values)?;
+        for (i, l) in self.enc.iter().enumerate() {
+            if i > 0 && !self.enc_bias.is_shared() {
+                self.enc_bias.layer(i).vectors_into(lo, hi, &mut bias);
+                bias_buf = b.upload(bias.view().values)?;
+            }
+            let bias_view = bias.view();
             b.rms_norm(&w.h, &l.attn_norm, eps, seq, d, &mut w.normed)?;
             b.linear(&w.normed, seq, &l.qkv.w, &mut w.qkv)?;
             let a = DeviceAttention {
@@ -495,12 +500,17 @@ impl<B: Backend> DeviceModel<B> {
         let c = &self.config;
         let (b, rows, d, inner) = (&self.backend, state.rows, c.d_model, c.inner_dim());
         let (heads, d_kv, eps, pos, cap) = (c.num_heads, c.d_kv, c.layer_norm_epsilon, state.len, state.cap);
-        self.dec_bias.vectors_into(-(pos as i64), 0, &mut state.bias_host);
-        let bias_view = state.bias_host.view();
+        self.dec_bias.layer(0).vectors_into(-(pos as i64), 0, &mut state.bias_host);
         let w = &mut state.work;
-        w.bias = b.upload(bias_view.values)?;
+        w.bias = b.upload(state.bias_host.view().values)?;
         b.embedding(&self.embed, d, tokens, &mut w.h)?;
         for (l, layer) in self.dec.iter().enumerate() {
+            // umT5: each layer's own table (one upload per layer and step).
+            if l > 0 && !self.dec_bias.is_shared() {
+                self.dec_bias.layer(l).vectors_into(-(pos as i64), 0, &mut state.bias_host);
+                w.bias = b.upload(state.bias_host.view().values)?;
+            }
+            let bias_view = state.bias_host.view();
             b.rms_norm(&w.h, &layer.self_norm, eps, rows, d, &mut w.normed)?;
             b.linear(&w.normed, rows, &layer.qkv.w, &mut w.qkv)?;
             b.kv_append(&w.qkv, rows, heads, d_kv, &mut state.k[l], &mut state.v[l], cap, pos)?;

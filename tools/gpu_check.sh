@@ -2,14 +2,15 @@
 # Issue #7's GPU checks in one go, for a session that is lent a GPU machine (it has the CUDA
 # driver, NVRTC and torch, but no cargo): see docs/cuda.md.
 #
-#   tools/gpu_check.sh bundle       here, with cargo: build the CUDA test binaries and `t0` with
-#                                   feature `cuda`, stripped, into target/gpu-bundle (~20 MB;
-#                                   carry that path to the device machine)
+#   tools/gpu_check.sh bundle       here, with cargo: build the CUDA test binaries, the kernels'
+#                                   criterion bench and `t0` with feature `cuda`, stripped, into
+#                                   target/gpu-bundle (~12 MB; carry that path to the device machine)
 #   tools/gpu_check.sh run [OUT]    on the device machine, from the repository root: the kernels
 #                                   against the scalar reference, the model on the GPU against
 #                                   the HF fixtures, then `t0 bench --device cuda` (bf16, batch 1
 #                                   and 8) on T0_3B-shaped random weights beside HF transformers
-#                                   on the same GPU; everything lands in OUT (default $OUT, else
+#                                   on the same GPU, then the kernels' bench (GB/s, share of the
+#                                   memory peak); everything lands in OUT (default $OUT, else
 #                                   /tmp/gpu-check)
 #
 # `T0_GPU_DEVICE=host tools/gpu_check.sh run` runs the same steps on the host backend (no GPU),
@@ -30,6 +31,9 @@ bundle)
             python3 -c 'import json, sys; print([j["executable"] for j in map(json.loads, sys.stdin) if j.get("executable")][-1])')
         cp "$exe" "$bundle/test-$2"
     done
+    exe=$(cargo bench --features cuda -p t0-kernels --bench cuda --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys; print([j["executable"] for j in map(json.loads, sys.stdin) if j.get("executable")][-1])')
+    cp "$exe" "$bundle/bench-cuda"
     cargo build --release --quiet -p t0-cli --features cuda
     cp target/release/t0 "$bundle/t0"
     strip "$bundle"/*
@@ -64,6 +68,12 @@ run)
             --engines hf:bf16 --json "$out/hf.json" | tee "$out/hf.md" || status=1
     else
         echo "   (no torch/transformers here: HF not run)" | tee "$out/hf.md"
+    fi
+    # Last, as the longest and least essential step (~2 minutes): the kernels' criterion bench,
+    # with its table of GB/s and share of the memory's peak.
+    if [ "$device" = cuda ] && [ -z "${T0_GPU_SKIP_BENCH:-}" ]; then
+        echo "== kernel bench (criterion)"
+        "$bundle/bench-cuda" --bench 2>&1 | tee "$out/bench-cuda.txt" || status=1
     fi
     echo "== results in $out (exit $status)"
     exit $status

@@ -171,6 +171,24 @@ fn device_kernels_match_the_reference() {
         let mut dy = gpu.zeros(rows * cols).unwrap();
         gpu.rms_norm(&dx.as_view(), &dwt.as_view(), &mut dy.as_view_mut(), rows, cols, 1e-6).unwrap();
         close(&gpu.download(&dy).unwrap(), &want, 1e-5, 1e-6, &format!("rms_norm {rows}x{cols}"));
+        // The fused residual add + norm: the same bits as the two launches.
+        let r = vals(rows * cols, 9);
+        let (mut acc1, mut acc2) = (gpu.upload(&r).unwrap(), gpu.upload(&r).unwrap());
+        let (mut y1, mut y2) = (gpu.zeros(rows * cols).unwrap(), gpu.zeros(rows * cols).unwrap());
+        gpu.add_inplace(&mut acc1.as_view_mut(), &dx.as_view(), rows * cols).unwrap();
+        gpu.rms_norm(&acc1.as_view(), &dwt.as_view(), &mut y1.as_view_mut(), rows, cols, 1e-6).unwrap();
+        gpu.add_rms_norm(
+            &mut acc2.as_view_mut(),
+            &dx.as_view(),
+            &dwt.as_view(),
+            &mut y2.as_view_mut(),
+            rows,
+            cols,
+            1e-6,
+        )
+        .unwrap();
+        assert_eq!(gpu.download(&acc1).unwrap(), gpu.download(&acc2).unwrap(), "add_rms_norm {rows}x{cols}: residual");
+        assert_eq!(gpu.download(&y1).unwrap(), gpu.download(&y2).unwrap(), "add_rms_norm {rows}x{cols}: norm");
 
         let mut s = x.iter().map(|v| v * 20.0).collect::<Vec<_>>();
         let mut ds = gpu.upload(&s).unwrap();

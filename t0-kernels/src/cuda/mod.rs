@@ -51,7 +51,7 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// The kernel entry points of each module (what [`CudaKernels`] loads).
 pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("gemv", &["gemv_f32", "gemv_bf16", "gemv_f16"]),
-    ("norm", &["rms_norm"]),
+    ("norm", &["rms_norm", "add_rms_norm"]),
     ("softmax", &["softmax_rows", "argmax_rows"]),
     ("activation", &["gated_act", "act_inplace", "add_inplace", "scale_inplace", "embedding_f32", "kv_append"]),
     ("attention", &["attention"]),
@@ -448,6 +448,38 @@ impl CudaKernels {
         // SAFETY: one block per row of `cols` values, lengths checked above.
         unsafe {
             self.stream.launch_builder(f).arg(x).arg(weight).arg(y).arg(&ci).arg(&eps).launch(Self::per_row(rows)?)?
+        };
+        Ok(())
+    }
+
+    /// `acc += x` over `rows · cols` values, then `y` = the RMS norm of each row of `acc` (a
+    /// residual add and the next block's norm in one launch; the same bits as
+    /// [`CudaKernels::add_inplace`] then [`CudaKernels::rms_norm`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_rms_norm(
+        &self,
+        acc: &mut CudaViewMut<'_, f32>,
+        x: &CudaView<'_, f32>,
+        weight: &CudaView<'_, f32>,
+        y: &mut CudaViewMut<'_, f32>,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(), CudaError> {
+        Self::check_len("add_rms_norm acc", acc.len(), rows * cols)?;
+        Self::check_len("add_rms_norm x", x.len(), rows * cols)?;
+        Self::check_len("add_rms_norm weight", weight.len(), cols)?;
+        Self::check_len("add_rms_norm y", y.len(), rows * cols)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let ci = Self::int("cols", cols)?;
+        let f = self.function("add_rms_norm")?;
+        // SAFETY: one block per row of `cols` values, lengths checked above.
+        unsafe {
+            let mut launch = self.stream.launch_builder(f);
+            launch.arg(acc).arg(x).arg(weight).arg(y).arg(&ci).arg(&eps);
+            launch.launch(Self::per_row(rows)?)?
         };
         Ok(())
     }

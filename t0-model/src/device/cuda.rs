@@ -169,6 +169,20 @@ impl Backend for CudaBackend {
         self.kernels.gated_act(act, &both.as_view(), &mut out.as_view_mut(), rows, ff).map_err(|e| self.err(e))
     }
 
+    fn add_rms_norm(
+        &self,
+        acc: &mut CudaSlice<f32>,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        eps: f32,
+        rows: usize,
+        cols: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let (mut a, mut o) = (acc.as_view_mut(), out.as_view_mut());
+        self.kernels.add_rms_norm(&mut a, &x.as_view(), &w.as_view(), &mut o, rows, cols, eps).map_err(|e| self.err(e))
+    }
+
     fn add_assign(&self, acc: &mut CudaSlice<f32>, x: &CudaSlice<f32>, len: usize) -> Result<()> {
         self.kernels.add_inplace(&mut acc.as_view_mut(), &x.as_view(), len).map_err(|e| self.err(e))
     }

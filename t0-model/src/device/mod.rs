@@ -176,6 +176,22 @@ pub trait Backend: Send + Sync {
         cols: usize,
         out: &mut Self::Buf,
     ) -> Result<()>;
+    /// `acc += x` over `rows · cols` values, then `out` = T5's RMS norm of each row of `acc`:
+    /// a residual add and the next block's norm (one launch on a GPU). Default: the two calls.
+    #[allow(clippy::too_many_arguments)]
+    fn add_rms_norm(
+        &self,
+        acc: &mut Self::Buf,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        eps: f32,
+        rows: usize,
+        cols: usize,
+        out: &mut Self::Buf,
+    ) -> Result<()> {
+        self.add_assign(acc, x, rows * cols)?;
+        self.rms_norm(acc, w, eps, rows, cols, out)
+    }
     /// `x = act(x)` over the first `len` values.
     fn activation(&self, act: Activation, x: &mut Self::Buf, len: usize) -> Result<()>;
     /// `out[r, c] = act(both[r, c]) · both[r, ff + c]` for rows of `[gate | up]`.

@@ -367,13 +367,18 @@ impl<B: Backend> DeviceModel<B> {
         let (lo, hi) = (-(seq as i64 - 1), seq as i64 - 1);
         let mut bias = self.enc_bias.layer(0).vectors(lo, hi);
         let mut bias_buf = b.upload(bias.view().values)?;
+        let mut hidden = b.zeros(seq * d)?;
+        // Each residual add runs with the norm after it (`add_rms_norm`): `normed` holds the
+        // next block's input.
+        if let Some(first) = self.enc.first() {
+            b.rms_norm(&w.h, &first.attn_norm, eps, seq, d, &mut w.normed)?;
+        }
         for (i, l) in self.enc.iter().enumerate() {
             if i > 0 && !self.enc_bias.is_shared() {
                 self.enc_bias.layer(i).vectors_into(lo, hi, &mut bias);
                 bias_buf = b.upload(bias.view().values)?;
             }
             let bias_view = bias.view();
-            b.rms_norm(&w.h, &l.attn_norm, eps, seq, d, &mut w.normed)?;
             b.linear(&w.normed, seq, &l.qkv.w, &mut w.qkv)?;
             let a = DeviceAttention {
                 q: (&w.qkv, 0),
@@ -396,13 +401,13 @@ impl<B: Backend> DeviceModel<B> {
             };
             b.attention(&a, &mut w.ctx, 0)?;
             b.linear(&w.ctx, seq, &l.o.w, &mut w.tmp)?;
-            b.add_assign(&mut w.h, &w.tmp, seq * d)?;
-            b.rms_norm(&w.h, &l.ff_norm, eps, seq, d, &mut w.normed)?;
+            b.add_rms_norm(&mut w.h, &w.tmp, &l.ff_norm, eps, seq, d, &mut w.normed)?;
             self.feed_forward(&l.ff, seq, &mut w)?;
-            b.add_assign(&mut w.h, &w.tmp, seq * d)?;
+            match self.enc.get(i + 1) {
+                Some(next) => b.add_rms_norm(&mut w.h, &w.tmp, &next.attn_norm, eps, seq, d, &mut w.normed)?,
+                None => b.add_rms_norm(&mut w.h, &w.tmp, &self.enc_final, eps, seq, d, &mut hidden)?,
+            }
         }
-        let mut hidden = b.zeros(seq * d)?;
-        b.rms_norm(&w.h, &self.enc_final, eps, seq, d, &mut hidden)?;
         let (mut k, mut v) = (Vec::with_capacity(self.dec.len()), Vec::with_capacity(self.dec.len()));
         for l in &self.dec {
             let (mut kl, mut vl) = (b.zeros(seq * inner)?, b.zeros(seq * inner)?);
@@ -504,6 +509,10 @@ impl<B: Backend> DeviceModel<B> {
         let w = &mut state.work;
         w.bias = b.upload(state.bias_host.view().values)?;
         b.embedding(&self.embed, d, tokens, &mut w.h)?;
+        // Each residual add runs with the norm after it (`add_rms_norm`): `normed` holds the
+        // next block's input.
+        let first_norm = self.dec.first().map_or(&self.dec_final, |l| &l.self_norm);
+        b.rms_norm(&w.h, first_norm, eps, rows, d, &mut w.normed)?;
         for (l, layer) in self.dec.iter().enumerate() {
             // umT5: each layer's own table (one upload per layer and step).
             if l > 0 && !self.dec_bias.is_shared() {
@@ -511,7 +520,6 @@ impl<B: Backend> DeviceModel<B> {
                 w.bias = b.upload(state.bias_host.view().values)?;
             }
             let bias_view = state.bias_host.view();
-            b.rms_norm(&w.h, &layer.self_norm, eps, rows, d, &mut w.normed)?;
             b.linear(&w.normed, rows, &layer.qkv.w, &mut w.qkv)?;
             b.kv_append(&w.qkv, rows, heads, d_kv, &mut state.k[l], &mut state.v[l], cap, pos)?;
             // Every row's query against its own cache, in one call.
@@ -536,9 +544,7 @@ impl<B: Backend> DeviceModel<B> {
             };
             b.attention(&a, &mut w.ctx, 0)?;
             b.linear(&w.ctx, rows, &layer.self_o.w, &mut w.tmp)?;
-            b.add_assign(&mut w.h, &w.tmp, rows * d)?;
-
-            b.rms_norm(&w.h, &layer.cross_norm, eps, rows, d, &mut w.normed)?;
+            b.add_rms_norm(&mut w.h, &w.tmp, &layer.cross_norm, eps, rows, d, &mut w.normed)?;
             b.linear(&w.normed, rows, &layer.cross_q.w, &mut w.q)?;
             // One call per run of rows with the same input (the beams of one prompt, the
             // choices of one rank classification), which share its keys and values.
@@ -569,13 +575,11 @@ impl<B: Backend> DeviceModel<B> {
                 r += run;
             }
             b.linear(&w.ctx, rows, &layer.cross_o.w, &mut w.tmp)?;
-            b.add_assign(&mut w.h, &w.tmp, rows * d)?;
-
-            b.rms_norm(&w.h, &layer.ff_norm, eps, rows, d, &mut w.normed)?;
+            b.add_rms_norm(&mut w.h, &w.tmp, &layer.ff_norm, eps, rows, d, &mut w.normed)?;
             self.feed_forward(&layer.ff, rows, w)?;
-            b.add_assign(&mut w.h, &w.tmp, rows * d)?;
+            let next_norm = self.dec.get(l + 1).map_or(&self.dec_final, |n| &n.self_norm);
+            b.add_rms_norm(&mut w.h, &w.tmp, next_norm, eps, rows, d, &mut w.normed)?;
         }
-        b.rms_norm(&w.h, &self.dec_final, eps, rows, d, &mut w.normed)?;
         if c.scale_decoder_outputs {
             b.scale(&mut w.normed, rows * d, tied_scale(d))?;
         }

@@ -303,8 +303,8 @@ impl Backend for Watched {
     ) -> t0_model::Result<()> {
         self.inner.kv_append(qkv, rows, heads, d_kv, k, v, cap, pos)
     }
-    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Vec<f32>, out_off: usize) -> t0_model::Result<()> {
-        self.inner.attention(&a.for_backend(), out, out_off)
+    fn attention(&self, a: &DeviceAttention<'_, Vec<f32>>, out: &mut Vec<f32>, out_off: usize) -> t0_model::Result<()> {
+        self.inner.attention(a, out, out_off)
     }
     fn argmax(&self, x: &Vec<f32>, rows: usize, cols: usize) -> t0_model::Result<Vec<u32>> {
         self.inner.argmax(x, rows, cols)

@@ -55,7 +55,6 @@ impl Decoder {
         state.reserve_kv(max_end);
         let cap = state.capacity;
         let min_rel = -(max_end as i64 - 1);
-        self.bias.layer(0).vectors_into(min_rel, 0, &mut work.bias);
 
         let h = sized(&mut work.h, m * d);
         k.embedding(&embed.view(), tokens, h);
@@ -64,9 +63,7 @@ impl Decoder {
         let (qkv, q, ctx) =
             (sized(&mut work.qkv, m * 3 * inner), sized(&mut work.q, m * inner), sized(&mut work.ctx, m * inner));
         for (l, layer) in self.layers.iter().enumerate() {
-            if l > 0 && !self.bias.is_shared() {
-                self.bias.layer(l).vectors_into(min_rel, 0, &mut work.bias);
-            }
+            self.bias.layer_vectors_into(l, min_rel, 0, &mut work.bias);
             let bias = &work.bias;
             // Causal self-attention: write this call's keys/values into the cache, then attend.
             k.rms_norm(h, &layer.self_norm, self.eps, normed);

@@ -5,7 +5,7 @@ use t0_kernels::{AttentionArgs, Kernels};
 use crate::attention::SelfAttention;
 use crate::feed_forward::FeedForward;
 use crate::linear::Linear;
-use crate::position_bias::StackBias;
+use crate::position_bias::{BiasVectors, StackBias};
 use crate::workspace::FfScratch;
 
 /// One encoder block.
@@ -47,7 +47,7 @@ impl Encoder {
         let mut h = vec![0.0f32; m * d];
         k.embedding(&embed.view(), ids, &mut h);
         let (lo, hi) = (-(seq as i64 - 1), seq as i64 - 1);
-        let mut bias = self.bias.layer(0).vectors(lo, hi);
+        let mut bias = BiasVectors::default();
         let (mut normed, mut tmp) = (vec![0.0f32; m * d], vec![0.0f32; m * d]);
         // Rows of `qkv` are `[q | k | v]` (see `SelfAttention::project`).
         let (mut qkv, mut ctx) = (vec![0.0f32; m * 3 * inner], vec![0.0f32; m * inner]);
@@ -55,9 +55,7 @@ impl Encoder {
         // per layer cost page faults and zeroing: 5 MB a layer for T0_3B at 64 tokens).
         let mut ff_scratch = FfScratch::default();
         for (l, layer) in self.layers.iter().enumerate() {
-            if l > 0 && !self.bias.is_shared() {
-                self.bias.layer(l).vectors_into(lo, hi, &mut bias);
-            }
+            self.bias.layer_vectors_into(l, lo, hi, &mut bias);
             k.rms_norm(&h, &layer.attn_norm, self.eps, &mut normed);
             layer.attn.project(k, &normed, m, &mut qkv);
             for b in 0..batch {

@@ -52,14 +52,16 @@ impl StackBias {
         Self { tables }
     }
 
-    /// Whether every layer uses the same table (its vectors are built once per forward call).
-    pub fn is_shared(&self) -> bool {
-        self.tables.len() == 1
-    }
-
-    /// The table of layer `l`.
-    pub fn layer(&self, l: usize) -> &RelativeBias {
-        &self.tables[if self.is_shared() { 0 } else { l }]
+    /// Writes layer `l`'s bias vectors for `min_rel..=max_rel` into `out` and returns true, or
+    /// returns false when `out` holds them already: a shared table's vectors, written for layer
+    /// 0, serve every later layer. Call it for each layer in order, before the layer runs.
+    pub fn layer_vectors_into(&self, l: usize, min_rel: i64, max_rel: i64, out: &mut BiasVectors) -> bool {
+        let shared = self.tables.len() == 1;
+        if shared && l > 0 {
+            return false;
+        }
+        self.tables[if shared { 0 } else { l }].vectors_into(min_rel, max_rel, out);
+        true
     }
 }
 

@@ -56,8 +56,8 @@ pub enum WeightDType {
 impl std::fmt::Display for WeightDType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WeightDType::Cpu(d) => write!(f, "{}", format!("{d:?}").to_lowercase()),
-            WeightDType::F16 => write!(f, "f16"),
+            WeightDType::Cpu(d) => f.write_str(t0_model::weights::dtype_name(*d)),
+            WeightDType::F16 => f.write_str("f16"),
         }
     }
 }

@@ -315,7 +315,6 @@ impl CudaKernels {
         k: usize,
         y: &mut CudaViewMut<'_, f32>,
     ) -> Result<(), CudaError> {
-        Self::check_len("gemv w", w.len(), n * k)?;
         self.gemv_checked("gemv_f32", x, m, w, n, k, y)
     }
 
@@ -329,7 +328,6 @@ impl CudaKernels {
         k: usize,
         y: &mut CudaViewMut<'_, f32>,
     ) -> Result<(), CudaError> {
-        Self::check_len("gemv w", w.len(), n * k)?;
         self.gemv_checked("gemv_bf16", x, m, w, n, k, y)
     }
 
@@ -344,7 +342,6 @@ impl CudaKernels {
         k: usize,
         y: &mut CudaViewMut<'_, f32>,
     ) -> Result<(), CudaError> {
-        Self::check_len("gemv w", w.len(), n * k)?;
         self.gemv_checked("gemv_f16", x, m, w, n, k, y)
     }
 
@@ -421,6 +418,7 @@ impl CudaKernels {
             return Err(CudaError::InvalidArgument(format!("gemv: m = {m}, expected 1..={GEMV_MAX_M}")));
         }
         Self::check_len("gemv x", x.len(), m * k)?;
+        Self::check_len("gemv w", w.len(), n * k)?;
         Self::check_len("gemv y", y.len(), m * n)?;
         let (mi, ni, ki) = (Self::int("m", m)?, Self::int("n", n)?, Self::int("k", k)?);
         let cfg = LaunchConfig { grid_dim: (n.div_ceil(8) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };

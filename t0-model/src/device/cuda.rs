@@ -206,7 +206,12 @@ impl Backend for CudaBackend {
         self.kernels.kv_append(&qkv.as_view(), &mut kv, &mut vv, rows, heads, d_kv, cap, pos).map_err(|e| self.err(e))
     }
 
-    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut CudaSlice<f32>, out_off: usize) -> Result<()> {
+    fn attention(
+        &self,
+        a: &DeviceAttention<'_, CudaSlice<f32>>,
+        out: &mut CudaSlice<f32>,
+        out_off: usize,
+    ) -> Result<()> {
         let (q, k, v) = (
             view_from("attention q", a.q.0, a.q.1)?,
             view_from("attention k", a.k.0, a.k.1)?,

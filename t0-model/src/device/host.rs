@@ -183,7 +183,7 @@ impl Backend for HostBackend {
         Ok(())
     }
 
-    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Vec<f32>, out_off: usize) -> Result<()> {
+    fn attention(&self, a: &DeviceAttention<'_, Vec<f32>>, out: &mut Vec<f32>, out_off: usize) -> Result<()> {
         let size = a.q_len * a.heads * a.d_kv;
         let out = out
             .get_mut(out_off..out_off + a.batch * size)

@@ -66,7 +66,7 @@ impl DeviceDType {
 }
 
 /// A buffer region: the buffer and the element offset where the operand starts.
-pub type At<'a, B> = (&'a <B as Backend>::Buf, usize);
+pub type At<'a, Buf> = (&'a Buf, usize);
 
 /// One attention call (as [`t0_kernels::AttentionArgs`], with buffer offsets): for query row `i`
 /// and head `h`, `softmax_j(q·k_j + bias + mask_j) · v_j`, no `1/√d` scaling (T5). `batch`
@@ -74,13 +74,16 @@ pub type At<'a, B> = (&'a <B as Backend>::Buf, usize);
 /// problem `t` reads its queries `t·q_batch_stride` and its keys and values `t·kv_batch_stride`
 /// further on (0: shared, as by the beams of one input), shares the bias and the mask, and
 /// writes `[q_len, heads·d_kv]` after problem `t − 1`'s output.
-pub struct DeviceAttention<'a, B: Backend + ?Sized> {
+///
+/// `Buf` is the backend's buffer type, so a backend that wraps another (to time or trace its
+/// calls) passes the call on as it is.
+pub struct DeviceAttention<'a, Buf> {
     /// Query `i`, head `h` at `q.1 + i·q_row_stride + h·d_kv`.
-    pub q: At<'a, B>,
+    pub q: At<'a, Buf>,
     /// Key `j`, head `h` at `k.1 + h·kv_head_stride + j·kv_row_stride`.
-    pub k: At<'a, B>,
+    pub k: At<'a, Buf>,
     /// Values, laid out as the keys.
-    pub v: At<'a, B>,
+    pub v: At<'a, Buf>,
     /// Heads.
     pub heads: usize,
     /// Width of one head.
@@ -101,41 +104,15 @@ pub struct DeviceAttention<'a, B: Backend + ?Sized> {
     pub causal: bool,
     /// Relative bias `values[h·head_stride + offset + j − (q_pos0 + i)]`: (values, head stride,
     /// offset), as [`t0_kernels::BiasView`].
-    pub bias: Option<(&'a B::Buf, usize, usize)>,
+    pub bias: Option<(&'a Buf, usize, usize)>,
     /// Additive mask per key.
-    pub mask: Option<At<'a, B>>,
+    pub mask: Option<At<'a, Buf>>,
     /// Problems in the call (1: one).
     pub batch: usize,
     /// Distance between the problems' queries.
     pub q_batch_stride: usize,
     /// Distance between the problems' keys (and values); 0 when they share them.
     pub kv_batch_stride: usize,
-}
-
-impl<'a, B: Backend + ?Sized> DeviceAttention<'a, B> {
-    /// The same call for another backend with the same buffer type (a backend that wraps
-    /// another, to time or trace its calls, forwards attention with this).
-    pub fn for_backend<C: Backend<Buf = B::Buf> + ?Sized>(&self) -> DeviceAttention<'a, C> {
-        DeviceAttention {
-            q: self.q,
-            k: self.k,
-            v: self.v,
-            heads: self.heads,
-            d_kv: self.d_kv,
-            q_len: self.q_len,
-            kv_len: self.kv_len,
-            q_row_stride: self.q_row_stride,
-            kv_head_stride: self.kv_head_stride,
-            kv_row_stride: self.kv_row_stride,
-            q_pos0: self.q_pos0,
-            causal: self.causal,
-            bias: self.bias,
-            mask: self.mask,
-            batch: self.batch,
-            q_batch_stride: self.q_batch_stride,
-            kv_batch_stride: self.kv_batch_stride,
-        }
-    }
 }
 
 /// The operations [`DeviceModel`] runs. Buffers are f32 and may be longer than an operation
@@ -215,7 +192,7 @@ pub trait Backend: Send + Sync {
         pos: usize,
     ) -> Result<()>;
     /// Attention into `out` from offset `out_off`, `[batch, q_len, heads·d_kv]` densely.
-    fn attention(&self, a: &DeviceAttention<'_, Self>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
+    fn attention(&self, a: &DeviceAttention<'_, Self::Buf>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
     /// The index of the largest value of each of `rows` rows (the first on ties).
     fn argmax(&self, x: &Self::Buf, rows: usize, cols: usize) -> Result<Vec<u32>>;
     /// Waits until everything launched so far has finished (for timing).

@@ -22,41 +22,43 @@ struct DevLinear<B: Backend> {
     bytes: usize,
 }
 
-/// With f16 weights, the first value of `w` (named `name`) that f16 cannot hold, as an error.
-fn check_f16_range(name: &str, w: &WeightView<'_>) -> Result<()> {
-    let mut row = vec![0.0f32; w.cols()];
-    for r in 0..w.rows() {
-        w.row_to_f32(r, &mut row);
-        if let Some((c, v)) =
-            row.iter().enumerate().find(|(_, v)| v.is_finite() && half::f16::from_f32(**v).is_infinite())
-        {
-            return Err(ModelError::InvalidArgument(format!(
-                "{name}: value {v} at [{r}, {c}] is outside f16's range (±65504); load it as bf16 or f32"
-            )));
+/// The rows of `parts` stacked and narrowed to f16, or an error naming the tensor (`name`) at
+/// the first value f16 cannot hold (rather than storing it as infinity).
+fn f16_rows(name: &str, parts: &[WeightView<'_>]) -> Result<Vec<half::f16>> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.rows() * p.cols()).sum());
+    for p in parts {
+        let mut row = vec![0.0f32; p.cols()];
+        for r in 0..p.rows() {
+            p.row_to_f32(r, &mut row);
+            for (c, &v) in row.iter().enumerate() {
+                let h = half::f16::from_f32(v);
+                if h.is_infinite() && v.is_finite() {
+                    return Err(ModelError::InvalidArgument(format!(
+                        "{name}: value {v} at [{r}, {c}] is outside f16's range (±65504); load it as bf16 or f32"
+                    )));
+                }
+                out.push(h);
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 impl<B: Backend> DevLinear<B> {
     /// Uploads the rows of `parts`, stacked in order, as one weight (`name`, the HF name of the
     /// first part, for errors).
     fn new(backend: &B, name: &str, parts: &[WeightView<'_>], dtype: DeviceDType) -> Result<Self> {
-        if dtype == DeviceDType::F16 {
-            for p in parts {
-                check_f16_range(name, p)?;
-            }
-        }
-        let w = if let [one] = parts {
+        let rows: usize = parts.iter().map(|p| p.rows()).sum();
+        let cols = parts.first().map_or(0, |p| p.cols());
+        let w = if dtype == DeviceDType::F16 {
+            // Narrowed here, in one pass, so that a value f16 cannot hold names its tensor.
+            backend.upload_weight(&WeightView::f16(&f16_rows(name, parts)?, rows, cols), dtype)?
+        } else if let [one] = parts {
             backend.upload_weight(one, dtype)?
         } else {
-            let cols = parts.first().map_or(0, |p| p.cols());
-            let rows: usize = parts.iter().map(|p| p.rows()).sum();
             let data: Vec<f32> = parts.iter().flat_map(rows_f32).collect();
             backend.upload_weight(&WeightView::f32(&data, rows, cols), dtype)?
         };
-        let rows: usize = parts.iter().map(|p| p.rows()).sum();
-        let cols = parts.first().map_or(0, |p| p.cols());
         Ok(Self { w, rows, bytes: rows * cols * dtype.bytes_per_weight() })
     }
 
@@ -365,8 +367,7 @@ impl<B: Backend> DeviceModel<B> {
         let mut w = self.work(seq)?;
         b.embedding(&self.embed, d, ids, &mut w.h)?;
         let (lo, hi) = (-(seq as i64 - 1), seq as i64 - 1);
-        let mut bias = self.enc_bias.layer(0).vectors(lo, hi);
-        let mut bias_buf = b.upload(bias.view().values)?;
+        let (mut bias, mut bias_buf) = (BiasVectors::default(), b.zeros(0)?);
         let mut hidden = b.zeros(seq * d)?;
         // Each residual add runs with the norm after it (`add_rms_norm`): `normed` holds the
         // next block's input.
@@ -374,8 +375,7 @@ impl<B: Backend> DeviceModel<B> {
             b.rms_norm(&w.h, &first.attn_norm, eps, seq, d, &mut w.normed)?;
         }
         for (i, l) in self.enc.iter().enumerate() {
-            if i > 0 && !self.enc_bias.is_shared() {
-                self.enc_bias.layer(i).vectors_into(lo, hi, &mut bias);
+            if self.enc_bias.layer_vectors_into(i, lo, hi, &mut bias) {
                 bias_buf = b.upload(bias.view().values)?;
             }
             let bias_view = bias.view();
@@ -505,18 +505,15 @@ impl<B: Backend> DeviceModel<B> {
         let c = &self.config;
         let (b, rows, d, inner) = (&self.backend, state.rows, c.d_model, c.inner_dim());
         let (heads, d_kv, eps, pos, cap) = (c.num_heads, c.d_kv, c.layer_norm_epsilon, state.len, state.cap);
-        self.dec_bias.layer(0).vectors_into(-(pos as i64), 0, &mut state.bias_host);
         let w = &mut state.work;
-        w.bias = b.upload(state.bias_host.view().values)?;
         b.embedding(&self.embed, d, tokens, &mut w.h)?;
         // Each residual add runs with the norm after it (`add_rms_norm`): `normed` holds the
         // next block's input.
         let first_norm = self.dec.first().map_or(&self.dec_final, |l| &l.self_norm);
         b.rms_norm(&w.h, first_norm, eps, rows, d, &mut w.normed)?;
         for (l, layer) in self.dec.iter().enumerate() {
-            // umT5: each layer's own table (one upload per layer and step).
-            if l > 0 && !self.dec_bias.is_shared() {
-                self.dec_bias.layer(l).vectors_into(-(pos as i64), 0, &mut state.bias_host);
+            // Once per step, or per layer and step for umT5's tables.
+            if self.dec_bias.layer_vectors_into(l, -(pos as i64), 0, &mut state.bias_host) {
                 w.bias = b.upload(state.bias_host.view().values)?;
             }
             let bias_view = state.bias_host.view();

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use serde_json::Value;
+use t0_kernels::row_summary::{row_summary, RowSummary};
 use t0_kernels::Activation;
 use t0_model::device::{Backend, DeviceAttention, DeviceDType, DeviceModel, HostBackend};
 use t0_model::{GenerationConfig, LoadOptions, PackDType, T5Model};
@@ -225,10 +226,29 @@ fn write_edited(src: &Path, dst: &Path, edit: impl Fn(&str, &mut [f32])) {
 }
 
 /// [`HostBackend`], noting the largest magnitude the residual stream reaches (after each
-/// residual add).
+/// residual add) and the longest download; row summaries are the host backend's own, or (with
+/// `own_summaries` false) the trait's default, which downloads the rows.
 struct Watched {
     inner: HostBackend,
     residual_max: Mutex<f32>,
+    longest_download: Mutex<usize>,
+    own_summaries: bool,
+}
+
+impl Watched {
+    fn new(own_summaries: bool) -> Self {
+        Watched {
+            inner: HostBackend::new(),
+            residual_max: Mutex::new(0.0),
+            longest_download: Mutex::new(0),
+            own_summaries,
+        }
+    }
+
+    /// The longest download since the last call.
+    fn take_longest_download(&self) -> usize {
+        std::mem::take(&mut *self.longest_download.lock().unwrap())
+    }
 }
 
 impl Backend for Watched {
@@ -244,7 +264,22 @@ impl Backend for Watched {
         self.inner.zeros(len)
     }
     fn download(&self, x: &Vec<f32>, len: usize) -> t0_model::Result<Vec<f32>> {
+        let mut longest = self.longest_download.lock().unwrap();
+        *longest = (*longest).max(len);
         self.inner.download(x, len)
+    }
+    fn row_summaries(
+        &self,
+        x: &Vec<f32>,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        targets: &[u32],
+    ) -> t0_model::Result<Vec<RowSummary>> {
+        match self.own_summaries {
+            true => self.inner.row_summaries(x, rows, cols, k, targets),
+            false => summaries_by_download(self, x, rows, cols, k, targets),
+        }
     }
     fn upload_weight(&self, w: &t0_kernels::WeightView<'_>, dtype: DeviceDType) -> t0_model::Result<Self::Weight> {
         self.inner.upload_weight(w, dtype)
@@ -311,6 +346,72 @@ impl Backend for Watched {
     }
 }
 
+/// The trait's default `row_summaries`: download the rows, summarise them on the host.
+fn summaries_by_download<B: Backend>(
+    b: &B,
+    x: &B::Buf,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    targets: &[u32],
+) -> t0_model::Result<Vec<RowSummary>> {
+    let host = b.download(x, rows * cols)?;
+    Ok((0..rows).map(|r| row_summary(&host[r * cols..(r + 1) * cols], k, targets.get(r).copied())).collect())
+}
+
+/// Generation and rank classification on a device bring back each step's row summaries
+/// (log-sum-exp, top entries, the target's logit), not its logits, while no logits processor
+/// is at work; with one at work (a repetition penalty, an n-gram ban), whole rows. Either way,
+/// with the backend's own summaries or with rows brought back and summarised on the host: the
+/// same ids as the CPU model, log-probs and scores within 1e-4.
+#[test]
+fn device_decoding_brings_back_summaries_not_logits() {
+    let model = T5Model::from_dir(&fixtures().join("models").join("t0-tiny")).unwrap();
+    let vocab = model.config().vocab_size;
+    let inputs = vec![vec![27, 7, 48, 1], vec![5, 9, 1]];
+    let greedy = GenerationConfig::greedy(8);
+    let beam = GenerationConfig { num_beams: 3, num_return_sequences: 2, ..greedy.clone() };
+    let cases = [
+        ("greedy", greedy.clone(), false),
+        ("beam", beam.clone(), false),
+        (
+            "sampling",
+            GenerationConfig { do_sample: true, top_k: 6, temperature: 1.3, top_p: 0.9, seed: 3, ..greedy.clone() },
+            false,
+        ),
+        ("penalty", GenerationConfig { repetition_penalty: 1.3, ..greedy.clone() }, true),
+        ("beam n-gram", GenerationConfig { no_repeat_ngram_size: 2, ..beam }, true),
+    ];
+    for own in [true, false] {
+        let dev = DeviceModel::new(&model, Watched::new(own), DeviceDType::F32).unwrap();
+        for (what, cfg, whole_rows) in &cases {
+            dev.backend().take_longest_download();
+            let got = dev.generate(&inputs, cfg).unwrap();
+            let longest = dev.backend().take_longest_download();
+            let want = model.generate(&inputs, cfg).unwrap();
+            for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+                assert_eq!(g.token_ids, w.token_ids, "{what}: ids");
+                assert_close(&g.token_logprobs, &w.token_logprobs, 1e-4, what);
+                assert!((g.score.unwrap_or(0.0) - w.score.unwrap_or(0.0)).abs() <= 1e-4, "{what}: score");
+            }
+            if own {
+                assert_eq!(longest >= vocab, *whole_rows, "{what}: longest download {longest} (vocab {vocab})");
+            }
+        }
+        let choices = [vec![1465, 1], vec![2841, 7, 1], vec![5, 1]];
+        let got = dev.classify(&[27, 7, 48, 1], &choices, false).unwrap();
+        let want = model.classify(&[27, 7, 48, 1], &choices, false).unwrap();
+        assert_eq!(got.best, want.best);
+        for (g, w) in got.choices.iter().zip(&want.choices) {
+            assert_close(&g.token_logprobs, &w.token_logprobs, 1e-4, "classify");
+        }
+        if own {
+            let longest = dev.backend().take_longest_download();
+            assert!(longest < vocab, "classify: longest download {longest}");
+        }
+    }
+}
+
 /// f16 weights keep T5's activations in f32. The tiny T0-shaped model, its weights rounded to
 /// f16 and its first feed-forward norms scaled by 10⁴ (as T5 v1.1's feed-forward outputs grow
 /// in its later layers), drives the residual stream far past f16's largest value, 65504: with
@@ -360,7 +461,7 @@ fn check_f16_survives_activation_overflow<B: Backend>(make: impl Fn() -> B, resi
 
 #[test]
 fn host_backend_f16_weights_survive_activation_overflow() {
-    let make = || Watched { inner: HostBackend::new(), residual_max: Mutex::new(0.0) };
+    let make = || Watched::new(true);
     check_f16_survives_activation_overflow(make, |w| Some(*w.residual_max.lock().unwrap()));
 }
 

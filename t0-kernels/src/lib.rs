@@ -45,6 +45,7 @@ pub mod position_bias;
 pub mod quant;
 pub mod rms_norm;
 pub mod roofline;
+pub mod row_summary;
 mod scratch;
 mod simd;
 pub mod softmax;

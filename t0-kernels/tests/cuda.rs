@@ -3,7 +3,8 @@
 //! toolkit at build time.
 #![cfg(feature = "cuda")]
 
-use t0_kernels::cuda::{self, CudaAttention, CudaKernels, ENTRY_POINTS, SOURCES};
+use t0_kernels::cuda::{self, CudaAttention, CudaKernels, ENTRY_POINTS, ROW_SUMMARY_MAX_K, SOURCES};
+use t0_kernels::row_summary::row_summary;
 use t0_kernels::{Activation, AttentionArgs, BiasView, Kernels, ScalarKernels, WeightView};
 
 #[test]
@@ -202,6 +203,33 @@ fn device_kernels_match_the_reference() {
         }
         close(&gpu.download(&ds).unwrap(), &s, 2e-6, 1e-7, &format!("softmax {rows}x{cols}"));
     }
+
+    // Row summaries: values on a coarse grid (many ties), a -inf, a NaN, k past the row's end,
+    // targets in and out of range.
+    for (rows, cols, k) in [(1, 1, 3), (3, 7, 5), (2, 1023, 8), (4, 32128, 9), (2, 300, 256)] {
+        let mut x: Vec<f32> = vals(rows * cols, 11).iter().map(|v| (v * 8.0).round() * 0.5).collect();
+        if cols > 3 {
+            x[1] = f32::NEG_INFINITY;
+            x[2] = f32::NAN;
+        }
+        let targets: Vec<u32> = (0..rows).map(|r| if r == 1 { cols as u32 } else { (r * 5 % cols) as u32 }).collect();
+        let got = gpu.row_summaries(&gpu.upload(&x).unwrap().as_view(), rows, cols, k, &targets).unwrap();
+        for (r, g) in got.iter().enumerate() {
+            let row = &x[r * cols..][..cols];
+            let want = row_summary(row, k, Some(targets[r]));
+            let what = format!("row_summary {rows}x{cols} k {k} row {r}");
+            assert_eq!(g.top, want.top, "{what}: top");
+            assert!(g.target == want.target || (g.target.is_nan() && want.target.is_nan()), "{what}: target");
+            let (a, b) = (g.log_sum_exp, want.log_sum_exp);
+            assert!(
+                a == b || (a - b).abs() <= 2e-6 * b.abs().max(1.0) || (a.is_nan() && b.is_nan()),
+                "{what}: lse {a} vs {b}"
+            );
+        }
+        let none = gpu.row_summaries(&gpu.upload(&x).unwrap().as_view(), rows, cols, 0, &[]).unwrap();
+        assert!(none.iter().all(|s| s.top.is_empty() && s.target.is_nan()));
+    }
+    assert!(gpu.row_summaries(&gpu.upload(&[0.0f32; 4]).unwrap().as_view(), 1, 4, ROW_SUMMARY_MAX_K + 1, &[]).is_err());
 
     for act in [Activation::GeluNew, Activation::Relu, Activation::Silu] {
         for (rows, ff) in [(1, 1), (3, 5120), (2, 33)] {

@@ -5,7 +5,8 @@
 
 use crate::decoding::Decoding;
 use crate::generate::Generated;
-use crate::logits_process::process;
+use crate::logits_process::{idle, process};
+use crate::pick::{self, Candidate};
 use crate::{EarlyStopping, GenerationConfig, Result};
 
 const NEG: f32 = -1.0e9;
@@ -46,24 +47,13 @@ impl Beams {
         Beams { running, finished: vec![(start, NEG, false); nb], heuristic_unsatisfied: true }
     }
 
-    /// One step, from the logits of this input's `nb` rows (`[nb, vocab]`, overwritten) at
-    /// length `cur_len` (start token included): returns the row (`< nb`) each new running beam
-    /// continues, and whether this input is done.
-    fn advance<D: Decoding>(
-        &mut self,
-        d: &D,
-        logits: &mut [f32],
-        cur_len: usize,
-        cfg: &GenerationConfig,
-    ) -> (Vec<usize>, bool) {
+    /// The best `2·nb` candidates of this step from the logits of this input's `nb` rows
+    /// (`[nb, vocab]`, overwritten): log_softmax, then the processors (HF applies them to
+    /// log-probs in beam search), then the running beam's score added.
+    fn candidates<D: Decoding>(&self, d: &D, logits: &mut [f32], cfg: &GenerationConfig) -> Vec<Candidate> {
         let c = d.config();
         let (vocab, eos) = (c.vocab_size, c.eos_token_id as usize);
         let nb = cfg.num_beams;
-        let lp = cfg.length_penalty;
-        let max_length = cfg.max_new_tokens + 1; // HF counts the decoder start token
-
-        // log_softmax, then the processors (HF applies them to log-probs in beam search), then
-        // add the running beam score.
         let mut step_lp = vec![0.0f32; nb * vocab];
         for (b, h) in self.running.iter().enumerate() {
             let l = &mut logits[b * vocab..(b + 1) * vocab];
@@ -74,26 +64,47 @@ impl Beams {
                 *x += h.score;
             }
         }
-        let cand = top_k_indices(logits, 2 * nb);
-        let cand_score: Vec<f32> = cand.iter().map(|&i| logits[i]).collect();
+        top_k_indices(logits, 2 * nb).into_iter().map(|i| (i, logits[i], step_lp[i])).collect()
+    }
+
+    /// The running beams' scores.
+    fn scores(&self) -> Vec<f32> {
+        self.running.iter().map(|h| h.score).collect()
+    }
+
+    /// One step from its best `2·nb` candidates ([`Beams::candidates`] or
+    /// [`pick::beam_candidates`]) at length `cur_len` (start token included): returns the row
+    /// (`< nb`) each new running beam continues, and whether this input is done.
+    fn advance(
+        &mut self,
+        cand: &[Candidate],
+        vocab: usize,
+        eos: usize,
+        cur_len: usize,
+        cfg: &GenerationConfig,
+    ) -> (Vec<usize>, bool) {
+        let nb = cfg.num_beams;
+        let lp = cfg.length_penalty;
+        let max_length = cfg.max_new_tokens + 1; // HF counts the decoder start token
+        let cand_score: Vec<f32> = cand.iter().map(|c| c.1).collect();
         let cand_hyp: Vec<Hyp> = cand
             .iter()
-            .map(|&i| {
+            .map(|&(i, score, step_lp)| {
                 let (b, t) = (i / vocab, i % vocab);
                 let mut h = self.running[b].clone();
                 h.seq.push(t as u32);
-                h.logprobs.push(step_lp[i]);
-                h.score = logits[i];
+                h.logprobs.push(step_lp);
+                h.score = score;
                 h
             })
             .collect();
-        let hits: Vec<bool> = cand.iter().map(|&i| i % vocab == eos || cur_len + 1 >= max_length).collect();
+        let hits: Vec<bool> = cand.iter().map(|&(i, _, _)| i % vocab == eos || cur_len + 1 >= max_length).collect();
 
         // Next running beams: best `nb` candidates that did not stop.
         let masked: Vec<f32> = cand_score.iter().zip(&hits).map(|(&s, &h)| s + if h { NEG } else { 0.0 }).collect();
-        let pick = top_k_indices(&masked, nb);
-        let new_running: Vec<Hyp> = pick.iter().map(|&j| Hyp { score: masked[j], ..cand_hyp[j].clone() }).collect();
-        let parents: Vec<usize> = pick.iter().map(|&j| cand[j] / vocab).collect();
+        let chosen = top_k_indices(&masked, nb);
+        let new_running: Vec<Hyp> = chosen.iter().map(|&j| Hyp { score: masked[j], ..cand_hyp[j].clone() }).collect();
+        let parents: Vec<usize> = chosen.iter().map(|&j| cand[j].0 / vocab).collect();
 
         // Finished hypotheses: merge the candidates that stopped among the top `nb`.
         let all_finished = self.finished.iter().all(|f| f.2);
@@ -149,7 +160,7 @@ pub(crate) fn beam_search<D: Decoding>(
     cfg: &GenerationConfig,
 ) -> Result<Vec<Vec<Generated>>> {
     let c = d.config();
-    let (vocab, nb) = (c.vocab_size, cfg.num_beams);
+    let (vocab, nb, eos) = (c.vocab_size, cfg.num_beams, c.eos_token_id as usize);
     let rows = (0..inputs.len()).flat_map(|i| std::iter::repeat_n(i, nb)).collect();
     let mut state = d.begin(inputs, rows, cfg.max_new_tokens)?;
     let mut beams: Vec<Beams> = inputs.iter().map(|_| Beams::new(c.decoder_start_token_id, nb)).collect();
@@ -159,10 +170,29 @@ pub(crate) fn beam_search<D: Decoding>(
     while !alive.is_empty() {
         let next: Vec<u32> =
             alive.iter().flat_map(|&i| beams[i].running.iter().map(|h| *h.seq.last().unwrap_or(&0))).collect();
-        let logits = d.step(&mut state, &next)?;
+        d.step(&mut state, &next)?;
+        // Where the logits stay on a device, each row's top entries and log-sum-exp suffice
+        // while no processor is at work (`pick`); otherwise, the whole rows.
+        let idle_now = alive.iter().all(|&i| beams[i].running.iter().all(|h| idle(&h.seq, cfg)));
+        let summarised = match idle_now {
+            true => d.summaries(&state, pick::beam_k(nb), &[])?,
+            false => None,
+        };
+        let from_summaries = summarised.and_then(|s| {
+            let groups = alive.iter().zip(s.chunks(nb));
+            groups.map(|(&i, s)| pick::beam_candidates(s, &beams[i].scores(), vocab, nb)).collect::<Option<Vec<_>>>()
+        });
+        let cands = match from_summaries {
+            Some(c) => c,
+            None => {
+                let logits = d.logits(&mut state)?;
+                let groups = alive.iter().zip(logits.chunks_mut(nb * vocab));
+                groups.map(|(&i, l)| beams[i].candidates(d, l, cfg)).collect()
+            }
+        };
         let (mut keep, mut still) = (Vec::with_capacity(next.len()), Vec::with_capacity(alive.len()));
-        for (g, &i) in alive.iter().enumerate() {
-            let (parents, done) = beams[i].advance(d, &mut logits[g * nb * vocab..(g + 1) * nb * vocab], cur_len, cfg);
+        for (g, (&i, cand)) in alive.iter().zip(&cands).enumerate() {
+            let (parents, done) = beams[i].advance(cand, vocab, eos, cur_len, cfg);
             if !done {
                 keep.extend(parents.iter().map(|&p| g * nb + p));
                 still.push(i);

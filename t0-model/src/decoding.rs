@@ -2,6 +2,8 @@
 //! ([`crate::generate`], [`crate::beam`]) are written once for the CPU model ([`T5Model`]) and a
 //! model on a device ([`crate::device::DeviceModel`]).
 
+use t0_kernels::row_summary::RowSummary;
+
 use crate::{DecoderState, Result, T5Config, T5Model};
 
 /// Positions reserved up front in the CPU model's self-attention caches (about 0.4 MB per
@@ -10,7 +12,8 @@ use crate::{DecoderState, Result, T5Config, T5Model};
 const CACHE_RESERVE_MAX: usize = 64;
 
 /// A model that generation can drive: a decoder state over rows (row `r` decoding one encoded
-/// input), one step's next-token logits on the host, and keeping some of the rows.
+/// input), one step's next-token logits (on the host, or summarised where they are), and
+/// keeping some of the rows.
 pub(crate) trait Decoding {
     /// The decoder state.
     type State;
@@ -19,8 +22,18 @@ pub(crate) trait Decoding {
     /// Encodes `inputs` (checked by the caller) and starts a state whose row `r` decodes
     /// `inputs[source_of_row[r]]`, with room for `steps` steps.
     fn begin(&self, inputs: &[&[u32]], source_of_row: Vec<usize>, steps: usize) -> Result<Self::State>;
-    /// One step, a token per row: the next-token logits, `[rows, vocab]`.
-    fn step<'s>(&self, state: &'s mut Self::State, tokens: &[u32]) -> Result<&'s mut [f32]>;
+    /// One step, a token per row.
+    fn step(&self, state: &mut Self::State, tokens: &[u32]) -> Result<()>;
+    /// The last step's next-token logits on the host, `[rows, vocab]`.
+    fn logits<'s>(&self, state: &'s mut Self::State) -> Result<&'s mut [f32]>;
+    /// The last step's logits summarised row by row where they are ([`RowSummary`]: the
+    /// log-sum-exp, the `k` largest, the value at `targets[r]`; `targets` empty: none), or
+    /// `None` when the logits are on the host anyway (callers then read
+    /// [`Decoding::logits`]). A device model sends back `2k + 2` numbers a row this way.
+    fn summaries(&self, state: &Self::State, k: usize, targets: &[u32]) -> Result<Option<Vec<RowSummary>>> {
+        let _ = (state, k, targets);
+        Ok(None)
+    }
     /// Keeps rows `keep` of the state, in that order (a row may appear more than once).
     fn select_rows(&self, state: &mut Self::State, keep: &[usize]) -> Result<()>;
     /// `x = log_softmax(x)`.
@@ -42,8 +55,17 @@ impl Decoding for T5Model {
         Ok(state)
     }
 
-    fn step<'s>(&self, state: &'s mut DecoderState, tokens: &[u32]) -> Result<&'s mut [f32]> {
-        self.decode_step(state, tokens, 1)
+    fn step(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<()> {
+        self.decode_step(state, tokens, 1).map(drop)
+    }
+
+    fn logits<'s>(&self, state: &'s mut DecoderState) -> Result<&'s mut [f32]> {
+        let n = state.rows() * self.config().vocab_size;
+        state
+            .work
+            .logits
+            .get_mut(..n)
+            .ok_or_else(|| crate::ModelError::InvalidArgument(format!("logits: no step has filled {n} logits")))
     }
 
     fn select_rows(&self, state: &mut DecoderState, keep: &[usize]) -> Result<()> {

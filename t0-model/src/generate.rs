@@ -3,7 +3,8 @@
 //! independently and are dropped from the batch when they do.
 
 use crate::decoding::Decoding;
-use crate::logits_process::{process, warp};
+use crate::logits_process::{idle, process, warp};
+use crate::pick;
 use crate::sampling::Rng;
 use crate::{GenerationConfig, Result, T5Model};
 
@@ -113,6 +114,7 @@ fn search<D: Decoding>(
     let mut alive: Vec<usize> = (0..refs.len()).collect();
     // Steps reuse these and the state's buffers: a step allocates only when rows finish.
     let (mut next, mut keep) = (Vec::with_capacity(alive.len()), Vec::with_capacity(alive.len()));
+    let mut picked: Vec<(u32, f32)> = Vec::with_capacity(alive.len());
     for g in &mut out {
         g.token_ids.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
         g.token_logprobs.reserve(cfg.max_new_tokens.min(RESERVE_MAX));
@@ -120,23 +122,41 @@ fn search<D: Decoding>(
     for _ in 0..cfg.max_new_tokens {
         next.clear();
         next.extend(alive.iter().map(|&o| *seqs[o].last().unwrap_or(&0)));
-        let logits = d.step(&mut state, &next)?;
+        d.step(&mut state, &next)?;
+        picked.clear();
+        // Where the logits stay on a device, each row's top entries and log-sum-exp suffice
+        // while no processor is at work (`pick`); otherwise, the whole rows.
+        let summaries = match pick::search_k(cfg, vocab) {
+            Some(k) if alive.iter().all(|&o| idle(&seqs[o], cfg)) => d.summaries(&state, k, &[])?.map(|s| (s, k)),
+            _ => None,
+        };
+        match summaries {
+            Some((s, k)) if s.iter().all(|s| pick::search_usable(s, cfg, k)) => {
+                picked.extend(s.iter().map(|s| pick::search_pick(s, cfg, &mut rng, |x| d.log_softmax(x))));
+            }
+            _ => {
+                let logits = d.logits(&mut state)?;
+                for (row, &o) in alive.iter().enumerate() {
+                    let l = &mut logits[row * vocab..(row + 1) * vocab];
+                    process(l, &seqs[o], cfg, eos);
+                    let tok = if cfg.do_sample {
+                        warp(l, cfg);
+                        rng.sample(l)
+                    } else {
+                        argmax(l)
+                    };
+                    d.log_softmax(l);
+                    picked.push((tok as u32, l[tok]));
+                }
+            }
+        }
         keep.clear();
-        for (row, &o) in alive.iter().enumerate() {
-            let l = &mut logits[row * vocab..(row + 1) * vocab];
-            process(l, &seqs[o], cfg, eos);
-            let tok = if cfg.do_sample {
-                warp(l, cfg);
-                rng.sample(l)
-            } else {
-                argmax(l)
-            };
-            d.log_softmax(l);
-            out[o].token_ids.push(tok as u32);
-            out[o].token_logprobs.push(l[tok]);
-            seqs[o].push(tok as u32);
-            on_token(o, tok as u32);
-            if tok != eos {
+        for (row, (&o, &(tok, lp))) in alive.iter().zip(&picked).enumerate() {
+            out[o].token_ids.push(tok);
+            out[o].token_logprobs.push(lp);
+            seqs[o].push(tok);
+            on_token(o, tok);
+            if tok as usize != eos {
                 keep.push(row);
             }
         }

@@ -56,6 +56,7 @@ pub mod linear;
 pub mod logits_process;
 pub mod memory;
 pub mod model;
+mod pick;
 pub mod pipeline;
 pub mod position_bias;
 pub mod random_init;

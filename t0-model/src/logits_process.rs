@@ -98,6 +98,13 @@ pub fn process(scores: &mut [f32], seq: &[u32], cfg: &GenerationConfig, eos: usi
     min_new_tokens(scores, seq.len().saturating_sub(1), cfg.min_new_tokens, eos);
 }
 
+/// True when [`process`] leaves every score of a row whose decoder input is `seq` as it is
+/// (no repetition penalty, no n-gram to ban yet, the minimum length reached).
+pub fn idle(seq: &[u32], cfg: &GenerationConfig) -> bool {
+    let n = cfg.no_repeat_ngram_size;
+    cfg.repetition_penalty == 1.0 && (n == 0 || seq.len() + 1 < n) && seq.len().saturating_sub(1) >= cfg.min_new_tokens
+}
+
 /// The sampling warpers, in HF's order: temperature, top-k, top-p.
 pub fn warp(scores: &mut [f32], cfg: &GenerationConfig) {
     temperature(scores, cfg.temperature);

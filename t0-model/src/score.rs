@@ -1,6 +1,8 @@
 //! Rank classification (how T0 is evaluated): score each answer choice by the log-probability
 //! the model gives it after the prompt, and pick the best.
 
+use t0_kernels::row_summary::RowSummary;
+
 use crate::decoding::Decoding;
 use crate::{ModelError, Result, T5Model};
 
@@ -137,12 +139,31 @@ pub(crate) fn classify_stepwise<M: Decoding>(
                 _ => pad,
             })
             .collect();
-        let logits = model.step(&mut state, &tokens)?;
-        for (r, ch) in choices.iter().enumerate() {
-            if let Some(&tok) = ch.get(i) {
-                let row = &mut logits[r * vocab..(r + 1) * vocab];
-                model.log_softmax(row);
-                lps[r].push(row[tok as usize]);
+        model.step(&mut state, &tokens)?;
+        // Each row's log-prob of its token at i: from the row's log-sum-exp and the logit
+        // where the logits are (a device sends back two numbers a row), else the whole rows.
+        let targets: Vec<u32> = choices.iter().map(|ch| ch.get(i).copied().unwrap_or(u32::MAX)).collect();
+        let summaries = model.summaries(&state, 0, &targets)?;
+        let usable = |s: &[RowSummary]| {
+            choices.iter().zip(s).all(|(ch, s)| i >= ch.len() || (s.log_sum_exp.is_finite() && s.target.is_finite()))
+        };
+        match summaries {
+            Some(s) if usable(&s) => {
+                for ((lp, ch), s) in lps.iter_mut().zip(choices).zip(&s) {
+                    if i < ch.len() {
+                        lp.push(s.target - s.log_sum_exp);
+                    }
+                }
+            }
+            _ => {
+                let logits = model.logits(&mut state)?;
+                for (r, ch) in choices.iter().enumerate() {
+                    if let Some(&tok) = ch.get(i) {
+                        let row = &mut logits[r * vocab..(r + 1) * vocab];
+                        model.log_softmax(row);
+                        lps[r].push(row[tok as usize]);
+                    }
+                }
             }
         }
     }

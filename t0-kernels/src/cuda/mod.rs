@@ -4,7 +4,7 @@
 //!
 //! What is here: the kernel sources ([`SOURCES`]: decode GEMV in f32, bf16 and f16, a bf16
 //! tensor-core GEMM for longer inputs, RMS norm,
-//! softmax, argmax, ReLU / gelu_new / SiLU plain and gated, residual add, scale, embedding, the
+//! softmax, argmax, row summaries for decoding (log-sum-exp and top-k), ReLU / gelu_new / SiLU plain and gated, residual add, scale, embedding, the
 //! KV-cache append, attention with T5's relative bias), [`compile`] (NVRTC, any `sm_XX`), and
 //! [`CudaKernels`] (one device: every module compiled for its compute capability once per
 //! process, device buffers, launches on views). Each
@@ -29,6 +29,7 @@ use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
 
+use crate::row_summary::RowSummary;
 use crate::Activation;
 
 /// The cudarc this crate is built against (its buffer and view types appear in the API).
@@ -52,11 +53,15 @@ pub const SOURCES: &[(&str, &str)] = &[
 pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("gemv", &["gemv_f32", "gemv_bf16", "gemv_f16"]),
     ("norm", &["rms_norm", "add_rms_norm"]),
-    ("softmax", &["softmax_rows", "argmax_rows"]),
+    ("softmax", &["softmax_rows", "argmax_rows", "row_summary"]),
     ("activation", &["gated_act", "act_inplace", "add_inplace", "scale_inplace", "embedding_f32", "kv_append"]),
     ("attention", &["attention"]),
     ("gemm", &["gemm_bf16_tc", "round_bf16"]),
 ];
+
+/// Most top entries per row [`CudaKernels::row_summaries`] takes (it makes `k` passes over a
+/// row: meant for beam search and top-k sampling).
+pub const ROW_SUMMARY_MAX_K: usize = 256;
 
 /// Most rows of `x` one GEMV launch takes (`GEMV_MAX_M` in gemv.cu).
 pub const GEMV_MAX_M: usize = 8;
@@ -503,6 +508,55 @@ impl CudaKernels {
         unsafe { self.stream.launch_builder(f).arg(x).arg(&ci).arg(&mut out).launch(Self::per_row(rows)?)? };
         let ids = self.stream.clone_dtoh(&out)?;
         Ok(ids.into_iter().take(rows).map(|i| i.max(0) as u32).collect())
+    }
+
+    /// Each row's [`RowSummary`]: log-sum-exp, the `k` largest entries (at most
+    /// [`ROW_SUMMARY_MAX_K`]) and the value at `targets[r]` (`targets` empty: none), computed on
+    /// the device; `rows · (2 + 2k)` numbers come back instead of the rows.
+    pub fn row_summaries(
+        &self,
+        x: &CudaView<'_, f32>,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        targets: &[u32],
+    ) -> Result<Vec<RowSummary>, CudaError> {
+        Self::check_len("row_summaries x", x.len(), rows * cols)?;
+        if k > ROW_SUMMARY_MAX_K {
+            return Err(CudaError::InvalidArgument(format!("row_summaries: k = {k} is more than {ROW_SUMMARY_MAX_K}")));
+        }
+        if !targets.is_empty() && targets.len() != rows {
+            return Err(CudaError::InvalidArgument(format!(
+                "row_summaries: {} targets for {rows} rows",
+                targets.len()
+            )));
+        }
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let (ci, ki) = (Self::int("cols", cols)?, Self::int("k", k)?);
+        let t: Vec<i32> = (0..rows).map(|r| targets.get(r).map_or(-1, |&t| i32::try_from(t).unwrap_or(-1))).collect();
+        let t = self.stream.clone_htod(&t)?;
+        let width = 2 + 2 * k;
+        let mut out = self.stream.alloc_zeros::<f32>(rows * width)?;
+        let f = self.function("row_summary")?;
+        // SAFETY: one block of 256 threads per row (the kernel's shared arrays are 256 long);
+        // `out` holds `2 + 2k` values per row, `t` one target per row.
+        unsafe {
+            self.stream.launch_builder(f).arg(x).arg(&ci).arg(&ki).arg(&t).arg(&mut out).launch(Self::per_row(rows)?)?
+        };
+        let host = self.stream.clone_dtoh(&out)?;
+        Ok(host
+            .chunks_exact(width)
+            .map(|o| {
+                let top = (0..k)
+                    .map(|j| (o[2 + j], o[2 + k + j].to_bits() as i32))
+                    .take_while(|&(_, i)| i >= 0)
+                    .map(|(v, i)| (v, i as u32))
+                    .collect();
+                RowSummary { log_sum_exp: o[0], target: o[1], top }
+            })
+            .collect())
     }
 
     /// `out[r, c] = act(gate_up[r, c]) · gate_up[r, ff + c]` (rows of `[gate | up]`).

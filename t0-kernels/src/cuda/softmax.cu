@@ -50,3 +50,66 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ x, int cols, in
     }
     if (threadIdx.x == 0) out[blockIdx.x] = best_i[0] == 0x7fffffff ? 0 : best_i[0];
 }
+
+// What decoding needs from each row of logits without the row itself (see row_summary.rs):
+// out[row] holds 2 + 2k floats: the log-sum-exp, the value at targets[row] (NaN when it is
+// out of range), then k values and k indices (int bits) of the largest entries, largest first,
+// equal values in index order, NaN never (index -1 once a row has no more). The top entries
+// come from k rounds of a block arg-max over the entries after the previous pick in that order,
+// each round reading the row from L2: meant for small k (beam search, top-k sampling).
+// One block of 256 threads per row.
+extern "C" __global__ void row_summary(const float* __restrict__ x, int cols, int k,
+                                       const int* __restrict__ targets, float* __restrict__ out) {
+    __shared__ float scratch[32];
+    __shared__ float best_v[256];
+    __shared__ int best_i[256];
+    const float* xr = x + (size_t)blockIdx.x * cols;
+    float* o = out + (size_t)blockIdx.x * (2 + 2 * (size_t)k);
+    float mx = -INFINITY;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, xr[c]);
+    mx = block_max(mx, scratch);
+    float s = 0.0f;
+    if (mx != -INFINITY) {
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) s += expf(xr[c] - mx);
+    }
+    s = block_sum(s, scratch);
+    if (threadIdx.x == 0) {
+        o[0] = mx == -INFINITY ? -INFINITY : mx + logf(s);
+        const int t = targets[blockIdx.x];
+        o[1] = (t >= 0 && t < cols) ? xr[t] : __int_as_float(0x7fc00000);
+    }
+    // The previous pick: every entry comes after (+inf, -1).
+    float pv = INFINITY;
+    int pi = -1;
+    for (int r = 0; r < k; ++r) {
+        float bv = -INFINITY;
+        int bi = 0x7fffffff;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            const float v = xr[c];
+            const bool after = v < pv || (v == pv && c > pi);
+            if (after && (v > bv || (v == bv && c < bi))) { bv = v; bi = c; }
+        }
+        best_v[threadIdx.x] = bv;
+        best_i[threadIdx.x] = bi;
+        __syncthreads();
+        for (int h = blockDim.x >> 1; h > 0; h >>= 1) {
+            if (threadIdx.x < h) {
+                const float v = best_v[threadIdx.x + h];
+                const int i = best_i[threadIdx.x + h];
+                if (v > best_v[threadIdx.x] || (v == best_v[threadIdx.x] && i < best_i[threadIdx.x])) {
+                    best_v[threadIdx.x] = v;
+                    best_i[threadIdx.x] = i;
+                }
+            }
+            __syncthreads();
+        }
+        pv = best_v[0];
+        pi = best_i[0];
+        if (threadIdx.x == 0) {
+            o[2 + r] = pv;
+            o[2 + k + r] = __int_as_float(pi == 0x7fffffff ? -1 : pi);
+        }
+        // Every thread has read the pick before the next round overwrites the arrays.
+        __syncthreads();
+    }
+}

@@ -246,6 +246,21 @@ impl Backend for CudaBackend {
         self.kernels.argmax(&x.as_view(), rows, cols).map_err(|e| self.err(e))
     }
 
+    fn row_summaries(
+        &self,
+        x: &CudaSlice<f32>,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        targets: &[u32],
+    ) -> Result<Vec<t0_kernels::row_summary::RowSummary>> {
+        if k > t0_kernels::cuda::ROW_SUMMARY_MAX_K {
+            // The kernel makes k passes over a row: past that, bring the rows back.
+            return super::summarise(&self.download(x, rows * cols)?, rows, cols, k, targets);
+        }
+        self.kernels.row_summaries(&x.as_view(), rows, cols, k, targets).map_err(|e| self.err(e))
+    }
+
     fn synchronize(&self) -> Result<()> {
         self.kernels.synchronize().map_err(|e| self.err(e))
     }

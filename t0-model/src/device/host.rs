@@ -214,6 +214,17 @@ impl Backend for HostBackend {
         Ok(())
     }
 
+    fn row_summaries(
+        &self,
+        x: &Vec<f32>,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        targets: &[u32],
+    ) -> Result<Vec<t0_kernels::row_summary::RowSummary>> {
+        super::summarise(x, rows, cols, k, targets)
+    }
+
     fn argmax(&self, x: &Vec<f32>, rows: usize, cols: usize) -> Result<Vec<u32>> {
         let x = prefix("argmax x", x, rows * cols)?;
         if cols == 0 {

@@ -1,10 +1,11 @@
 //! Running the model on a compute device other than through the CPU model's own path: a
 //! [`Backend`] is a small set of operations on buffers that live on the device (upload, matmul,
 //! RMS norm, activations, residual add, attention with T5's relative bias, a KV-cache append,
-//! argmax), and [`DeviceModel`] is T5 written once against it: weights uploaded once, encoder,
-//! cross-attention keys/values computed once per input, and decode steps whose caches stay on the
-//! device (the host sends token ids and reads back argmaxes or logits, once per step, never per
-//! layer).
+//! argmax, row summaries), and [`DeviceModel`] is T5 written once against it: weights uploaded
+//! once, encoder, cross-attention keys/values computed once per input, and decode steps whose
+//! caches stay on the device (the host sends token ids and reads back argmaxes, each row's
+//! summary — log-sum-exp and top entries, [`Backend::row_summaries`] — or the logits, once per
+//! step, never per layer).
 //!
 //! Two backends: [`HostBackend`] (host memory, this crate's CPU kernels; it checks the
 //! orchestration against the CPU model wherever the tests run) and, with feature `cuda`,
@@ -31,9 +32,10 @@ pub use cuda::{CudaBackend, CudaWeight};
 pub use host::{HostBackend, HostWeight};
 pub use model::{DeviceEncoded, DeviceModel, DeviceState};
 
+use t0_kernels::row_summary::{row_summary, RowSummary};
 use t0_kernels::{Activation, WeightView};
 
-use crate::Result;
+use crate::{ModelError, Result};
 
 /// How weights are stored on the device (sums are f32 either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +197,21 @@ pub trait Backend: Send + Sync {
     fn attention(&self, a: &DeviceAttention<'_, Self::Buf>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
     /// The index of the largest value of each of `rows` rows (the first on ties).
     fn argmax(&self, x: &Self::Buf, rows: usize, cols: usize) -> Result<Vec<u32>>;
+    /// Each of `rows` rows' [`RowSummary`] (its log-sum-exp, its `k` largest entries, the value
+    /// at `targets[r]`; `targets` empty: none): what greedy search, sampling, beam search and
+    /// rank classification need from a step's logits, so that a device sends back `2k + 2`
+    /// numbers a row instead of the vocabulary. Default: downloads the rows and summarises
+    /// them on the host.
+    fn row_summaries(
+        &self,
+        x: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        targets: &[u32],
+    ) -> Result<Vec<RowSummary>> {
+        summarise(&self.download(x, rows * cols)?, rows, cols, k, targets)
+    }
     /// Waits until everything launched so far has finished (for timing).
     fn synchronize(&self) -> Result<()> {
         Ok(())
@@ -203,6 +220,17 @@ pub trait Backend: Send + Sync {
     fn peak_bandwidth_gbs(&self) -> Option<f64> {
         None
     }
+}
+
+/// The [`RowSummary`] of each of `rows` rows of `x` (`targets`: one per row, or none).
+pub(crate) fn summarise(x: &[f32], rows: usize, cols: usize, k: usize, targets: &[u32]) -> Result<Vec<RowSummary>> {
+    if !targets.is_empty() && targets.len() != rows {
+        return Err(ModelError::InvalidArgument(format!("row summaries: {} targets for {rows} rows", targets.len())));
+    }
+    let x = x.get(..rows * cols).ok_or_else(|| {
+        ModelError::InvalidArgument(format!("row summaries: {} values for {rows} rows of {cols}", x.len()))
+    })?;
+    Ok((0..rows).map(|r| row_summary(&x[r * cols..(r + 1) * cols], k, targets.get(r).copied())).collect())
 }
 
 /// The rows of a weight view (any storage) as row-major f32 values, `[rows, cols]`.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use t0_kernels::row_summary::RowSummary;
 use t0_kernels::{Activation, WeightView};
 
 use super::{rows_f32, Backend, DeviceAttention, DeviceDType};
@@ -693,10 +694,17 @@ impl<B: Backend> Decoding for DeviceModel<B> {
         self.start(sources, steps.max(1))
     }
 
-    fn step<'s>(&self, state: &'s mut DeviceState<B>, tokens: &[u32]) -> Result<&'s mut [f32]> {
-        DeviceModel::step(self, state, tokens)?;
-        state.host_logits = self.logits(state)?;
+    fn step(&self, state: &mut DeviceState<B>, tokens: &[u32]) -> Result<()> {
+        DeviceModel::step(self, state, tokens)
+    }
+
+    fn logits<'s>(&self, state: &'s mut DeviceState<B>) -> Result<&'s mut [f32]> {
+        state.host_logits = DeviceModel::logits(self, state)?;
         Ok(&mut state.host_logits)
+    }
+
+    fn summaries(&self, state: &DeviceState<B>, k: usize, targets: &[u32]) -> Result<Option<Vec<RowSummary>>> {
+        self.backend.row_summaries(&state.logits, state.rows, self.lm_head.rows, k, targets).map(Some)
     }
 
     fn select_rows(&self, state: &mut DeviceState<B>, keep: &[usize]) -> Result<()> {

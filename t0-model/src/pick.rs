@@ -234,7 +234,7 @@ mod tests {
         // The coarse rows tie often at the cut: both outcomes occur.
         assert!(used >= 20 && refused >= 5, "used {used}, refused {refused}");
         // A row whose every entry ties: the unseen ones could be taken.
-        let flat = vec![vec![0.5f32; 10]];
+        let flat = [vec![0.5f32; 10]];
         let sums = [row_summary(&flat[0], beam_k(1), None)];
         assert_eq!(beam_candidates(&sums, &[0.0], 10, 1), None);
     }

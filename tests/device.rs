@@ -17,7 +17,7 @@ use common::*;
 use serde_json::Value;
 use t0_kernels::row_summary::{row_summary, RowSummary};
 use t0_kernels::Activation;
-use t0_model::device::{Backend, DeviceAttention, DeviceDType, DeviceModel, HostBackend};
+use t0_model::device::{At, Backend, DeviceAttention, DeviceDType, DeviceModel, HostBackend, NoRecording};
 use t0_model::{GenerationConfig, LoadOptions, PackDType, T5Model};
 use t0_tensor::{DType, SafeTensorsFile, SafeTensorsWriter, TensorSpec};
 
@@ -227,12 +227,20 @@ fn write_edited(src: &Path, dst: &Path, edit: impl Fn(&str, &mut [f32])) {
 
 /// [`HostBackend`], noting the largest magnitude the residual stream reaches (after each
 /// residual add) and the longest download; row summaries are the host backend's own, or (with
-/// `own_summaries` false) the trait's default, which downloads the rows.
+/// `own_summaries` false) the trait's default, which downloads the rows. With `records`, it
+/// "records" decode steps as a graph would: it runs a step's launches while writing down each
+/// call with its buffers (by address) and sizes, and replays nothing (so every step after the
+/// first is recorded again, and consecutive recordings can be compared); a copy or an
+/// allocation while recording is written down as a violation.
 struct Watched {
     inner: HostBackend,
     residual_max: Mutex<f32>,
     longest_download: Mutex<usize>,
     own_summaries: bool,
+    records: bool,
+    /// The calls of the recording under way.
+    log: Mutex<Option<Vec<String>>>,
+    recordings: Mutex<Vec<Vec<String>>>,
 }
 
 impl Watched {
@@ -242,28 +250,55 @@ impl Watched {
             residual_max: Mutex::new(0.0),
             longest_download: Mutex::new(0),
             own_summaries,
+            records: false,
+            log: Mutex::new(None),
+            recordings: Mutex::new(Vec::new()),
         }
+    }
+
+    fn recording() -> Self {
+        Watched { records: true, ..Watched::new(true) }
     }
 
     /// The longest download since the last call.
     fn take_longest_download(&self) -> usize {
         std::mem::take(&mut *self.longest_download.lock().unwrap())
     }
+
+    /// Writes down a call when a recording is under way.
+    fn note(&self, call: impl FnOnce() -> String) {
+        if let Some(log) = self.log.lock().unwrap().as_mut() {
+            log.push(call());
+        }
+    }
+}
+
+/// A buffer by its address.
+fn addr(x: &[f32]) -> usize {
+    x.as_ptr() as usize
 }
 
 impl Backend for Watched {
     type Buf = Vec<f32>;
     type Weight = <HostBackend as Backend>::Weight;
+    type Recording = NoRecording;
     fn name(&self) -> String {
         self.inner.name()
     }
     fn upload(&self, x: &[f32]) -> t0_model::Result<Vec<f32>> {
+        self.note(|| "VIOLATION upload".into());
         self.inner.upload(x)
     }
     fn zeros(&self, len: usize) -> t0_model::Result<Vec<f32>> {
+        self.note(|| "VIOLATION zeros".into());
         self.inner.zeros(len)
     }
+    fn write(&self, dst: &mut Vec<f32>, values: &[f32]) -> t0_model::Result<()> {
+        self.note(|| "VIOLATION write".into());
+        self.inner.write(dst, values)
+    }
     fn download(&self, x: &Vec<f32>, len: usize) -> t0_model::Result<Vec<f32>> {
+        self.note(|| "VIOLATION download".into());
         let mut longest = self.longest_download.lock().unwrap();
         *longest = (*longest).max(len);
         self.inner.download(x, len)
@@ -276,6 +311,7 @@ impl Backend for Watched {
         k: usize,
         targets: &[u32],
     ) -> t0_model::Result<Vec<RowSummary>> {
+        self.note(|| "VIOLATION row_summaries".into());
         match self.own_summaries {
             true => self.inner.row_summaries(x, rows, cols, k, targets),
             false => summaries_by_download(self, x, rows, cols, k, targets),
@@ -285,10 +321,23 @@ impl Backend for Watched {
         self.inner.upload_weight(w, dtype)
     }
     fn linear(&self, x: &Vec<f32>, m: usize, w: &Self::Weight, out: &mut Vec<f32>) -> t0_model::Result<()> {
+        self.note(|| format!("linear {} {m} {:p} {}", addr(x), w, addr(out)));
         self.inner.linear(x, m, w, out)
     }
     fn embedding(&self, table: &Vec<f32>, cols: usize, ids: &[u32], out: &mut Vec<f32>) -> t0_model::Result<()> {
+        self.note(|| format!("VIOLATION embedding from host ids {ids:?}"));
         self.inner.embedding(table, cols, ids, out)
+    }
+    fn embedding_coded(
+        &self,
+        table: &Vec<f32>,
+        cols: usize,
+        ids: At<'_, Vec<f32>>,
+        n: usize,
+        out: &mut Vec<f32>,
+    ) -> t0_model::Result<()> {
+        self.note(|| format!("embedding {} {cols} {} {} {n} {}", addr(table), addr(ids.0), ids.1, addr(out)));
+        self.inner.embedding_coded(table, cols, ids, n, out)
     }
     fn rms_norm(
         &self,
@@ -299,9 +348,11 @@ impl Backend for Watched {
         cols: usize,
         out: &mut Vec<f32>,
     ) -> t0_model::Result<()> {
+        self.note(|| format!("rms_norm {} {} {eps} {rows} {cols} {}", addr(x), addr(w), addr(out)));
         self.inner.rms_norm(x, w, eps, rows, cols, out)
     }
     fn activation(&self, act: Activation, x: &mut Vec<f32>, len: usize) -> t0_model::Result<()> {
+        self.note(|| format!("activation {act:?} {} {len}", addr(x)));
         self.inner.activation(act, x, len)
     }
     fn gated(
@@ -312,9 +363,11 @@ impl Backend for Watched {
         ff: usize,
         out: &mut Vec<f32>,
     ) -> t0_model::Result<()> {
+        self.note(|| format!("gated {act:?} {} {rows} {ff} {}", addr(both), addr(out)));
         self.inner.gated(act, both, rows, ff, out)
     }
     fn add_assign(&self, acc: &mut Vec<f32>, x: &Vec<f32>, len: usize) -> t0_model::Result<()> {
+        self.note(|| format!("add {} {} {len}", addr(acc), addr(x)));
         self.inner.add_assign(acc, x, len)?;
         let top = acc[..len].iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let mut max = self.residual_max.lock().unwrap();
@@ -322,6 +375,7 @@ impl Backend for Watched {
         Ok(())
     }
     fn scale(&self, x: &mut Vec<f32>, len: usize, s: f32) -> t0_model::Result<()> {
+        self.note(|| format!("scale {} {len} {s}", addr(x)));
         self.inner.scale(x, len, s)
     }
     #[allow(clippy::too_many_arguments)]
@@ -334,15 +388,61 @@ impl Backend for Watched {
         k: &mut Vec<f32>,
         v: &mut Vec<f32>,
         cap: usize,
-        pos: usize,
+        pos: At<'_, Vec<f32>>,
     ) -> t0_model::Result<()> {
+        self.note(|| {
+            format!(
+                "kv_append {} {rows} {heads} {d_kv} {} {} {cap} {} {}",
+                addr(qkv),
+                addr(k),
+                addr(v),
+                addr(pos.0),
+                pos.1
+            )
+        });
         self.inner.kv_append(qkv, rows, heads, d_kv, k, v, cap, pos)
     }
     fn attention(&self, a: &DeviceAttention<'_, Vec<f32>>, out: &mut Vec<f32>, out_off: usize) -> t0_model::Result<()> {
+        self.note(|| {
+            let at = |x: (&Vec<f32>, usize)| (addr(x.0), x.1);
+            format!(
+                "attention q {:?} k {:?} v {:?} {} {} {} {} {} {} {} {} {} {:?} {:?} {:?} {} {} {} -> {} {out_off}",
+                at(a.q),
+                at(a.k),
+                at(a.v),
+                a.heads,
+                a.d_kv,
+                a.q_len,
+                a.kv_len,
+                a.q_row_stride,
+                a.kv_head_stride,
+                a.kv_row_stride,
+                a.q_pos0,
+                a.causal,
+                a.q_pos_at.map(at),
+                a.bias.map(|(b, s, o)| (addr(b), s, o)),
+                a.mask.map(at),
+                a.batch,
+                a.q_batch_stride,
+                a.kv_batch_stride,
+                addr(out)
+            )
+        });
         self.inner.attention(a, out, out_off)
     }
     fn argmax(&self, x: &Vec<f32>, rows: usize, cols: usize) -> t0_model::Result<Vec<u32>> {
+        self.note(|| "VIOLATION argmax".into());
         self.inner.argmax(x, rows, cols)
+    }
+    fn record(&self, launches: &mut dyn FnMut() -> t0_model::Result<()>) -> t0_model::Result<Option<NoRecording>> {
+        if !self.records {
+            return launches().map(|()| None);
+        }
+        *self.log.lock().unwrap() = Some(Vec::new());
+        let ran = launches();
+        let log = self.log.lock().unwrap().take().unwrap();
+        self.recordings.lock().unwrap().push(log);
+        ran.map(|()| None)
     }
 }
 
@@ -408,6 +508,45 @@ fn device_decoding_brings_back_summaries_not_logits() {
         if own {
             let longest = dev.backend().take_longest_download();
             assert!(longest < vocab, "classify: longest download {longest}");
+        }
+    }
+}
+
+/// A decode step is replayable as a CUDA graph would replay it: every step after the first
+/// makes the same calls on the same buffers with the same sizes (what changes, the position
+/// and the tokens, is written to the device before the step and read there), and none copies
+/// to or from the host or allocates while it runs. Checked on a T5 (one bias table) and a umT5
+/// (one per layer) fixture, two rows reading different inputs, then after the rows change;
+/// the logits equal the host backend's step for step.
+#[test]
+fn a_decode_step_replays_as_recorded() {
+    for name in ["t0-tiny", "umt5-tiny"] {
+        let model = T5Model::from_dir(&fixtures().join("models").join(name)).unwrap();
+        let rec = DeviceModel::new(&model, Watched::recording(), DeviceDType::F32).unwrap();
+        let plain = DeviceModel::new(&model, HostBackend::new(), DeviceDType::F32).unwrap();
+        let inputs: [&[u32]; 2] = [&[27, 7, 48, 1], &[5, 9, 1]];
+        let enc_r: Vec<_> = inputs.iter().map(|x| Arc::new(rec.encode(x).unwrap())).collect();
+        let enc_p: Vec<_> = inputs.iter().map(|x| Arc::new(plain.encode(x).unwrap())).collect();
+        let (mut sr, mut sp) = (rec.start(enc_r, 8).unwrap(), plain.start(enc_p, 8).unwrap());
+        let tokens = [[0u32, 0], [7, 9], [4, 11], [12, 3], [5, 5]];
+        for (i, t) in tokens.iter().enumerate() {
+            if i == 3 {
+                // Row 1 twice: the rows change, the next step runs as it is, then records anew.
+                rec.select_rows(&mut sr, &[1, 1]).unwrap();
+                plain.select_rows(&mut sp, &[1, 1]).unwrap();
+            }
+            rec.step(&mut sr, t).unwrap();
+            plain.step(&mut sp, t).unwrap();
+            assert_eq!(rec.logits(&sr).unwrap(), plain.logits(&sp).unwrap(), "{name} step {i}");
+        }
+        let recordings = rec.backend().recordings.lock().unwrap().clone();
+        // Steps 1 and 2 recorded, step 3 (after the change) not, step 4 recorded.
+        assert_eq!(recordings.len(), 3, "{name}");
+        assert!(recordings[0].len() > 10, "{name}: {} calls", recordings[0].len());
+        assert_eq!(recordings[0], recordings[1], "{name}: two steps, the same calls");
+        assert_ne!(recordings[1], recordings[2], "{name}: other rows, other calls");
+        for r in &recordings {
+            assert!(!r.iter().any(|c| c.starts_with("VIOLATION")), "{name}: {r:?}");
         }
     }
 }

@@ -7,8 +7,9 @@
 #                                   target/gpu-bundle (~12 MB; carry that path to the device machine)
 #   tools/gpu_check.sh run [OUT]    on the device machine, from the repository root: the kernels
 #                                   against the scalar reference, the model on the GPU against
-#                                   the HF fixtures, then `t0 bench --device cuda` (bf16, batch 1
-#                                   and 8) on T0_3B-shaped random weights beside HF transformers
+#                                   the HF fixtures (decode steps as CUDA graphs, then without),
+#                                   then `t0 bench --device cuda` (bf16, batch 1 and 8; batch 1
+#                                   also without graphs) on T0_3B-shaped random weights beside HF transformers
 #                                   on the same GPU, then the kernels' bench (GB/s, share of the
 #                                   memory peak); everything lands in OUT (default $OUT, else
 #                                   /tmp/gpu-check)
@@ -50,6 +51,8 @@ run)
     "$bundle/test-cuda" --nocapture 2>&1 | tee -a "$out/tests.txt" || status=1
     echo "== the model on the device against the HF fixtures" | tee -a "$out/tests.txt"
     "$bundle/test-device" --nocapture 2>&1 | tee -a "$out/tests.txt" || status=1
+    echo "== the same, decode steps launch by launch (T0_CUDA_GRAPHS=0)" | tee -a "$out/tests.txt"
+    T0_CUDA_GRAPHS=0 "$bundle/test-device" --nocapture 2>&1 | tee -a "$out/tests.txt" || status=1
 
     model=${T0_GPU_MODEL:-/tmp/t0_3b-random-bf16}
     if [ ! -f "$model/config.json" ]; then
@@ -63,6 +66,9 @@ run)
         "$bundle/t0" bench --model "$model" --device "$device" --dtype bf16 --batch "$batch" --json |
             tee -a "$out/t0-bench.jsonl" || status=1
     done
+    # Batch 1 again with every decode step launched kernel by kernel: what the CUDA graph buys.
+    T0_CUDA_GRAPHS=0 "$bundle/t0" bench --model "$model" --device "$device" --dtype bf16 --batch 1 --json |
+        tee "$out/t0-bench-no-graphs.jsonl" || status=1
     if python3 -c 'import torch, transformers' 2>/dev/null; then
         python3 benches/peers/run_peers.py --model "$model" --work /tmp/gpu-check-peers --device "$hf_device" \
             --engines hf:bf16 --json "$out/hf.json" | tee "$out/hf.md" || status=1

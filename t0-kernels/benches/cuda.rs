@@ -167,6 +167,7 @@ fn kernels(c: &mut Criterion) {
             kv_row_stride: d,
             bias: Some((&bv, kv_len, kv_len - 1)),
             mask: None,
+            q_pos_at: None,
             batch: rows,
             q_batch_stride: 3 * heads * d,
             kv_batch_stride: heads * cap * d,

@@ -314,6 +314,7 @@ fn device_kernels_match_the_reference() {
             kv_row_stride: d,
             bias: Some((&db, stride, q_pos0 + q_len)),
             mask: Some(&dm),
+            q_pos_at: None,
             batch,
             q_batch_stride: q_bs,
             kv_batch_stride: kv_bs,
@@ -345,11 +346,20 @@ fn device_kernels_match_the_reference() {
     let want: Vec<f32> = [6, 0, 6].iter().flat_map(|&r| table[r * 33..(r + 1) * 33].to_vec()).collect();
     close(&gpu.download(&demb).unwrap(), &want, 0.0, 0.0, "embedding");
     assert!(gpu.embedding(&dtable.as_view(), 33, &[7], &mut demb.as_view_mut()).is_err());
+    // The same rows from f32-coded ids in device memory; an id past the table writes nothing.
+    let mut demb2 = gpu.upload(&vec![9.0f32; 4 * 33]).unwrap();
+    let ids = gpu.upload(&[6.0f32, 0.0, 6.0, 7.0]).unwrap();
+    gpu.embedding_coded(&dtable.as_view(), 33, &ids.as_view(), 4, &mut demb2.as_view_mut()).unwrap();
+    let got = gpu.download(&demb2).unwrap();
+    close(&got[..3 * 33], &want, 0.0, 0.0, "embedding from device ids");
+    assert!(got[3 * 33..].iter().all(|&v| v == 9.0), "an id past the table writes nothing");
     let (rows, heads, d, cap, pos) = (2, 3, 5, 4, 2);
     let qkv = vals(rows * 3 * heads * d, 13);
     let (mut dk, mut dv) = (gpu.zeros(rows * heads * cap * d).unwrap(), gpu.zeros(rows * heads * cap * d).unwrap());
     let dqkv = gpu.upload(&qkv).unwrap();
-    gpu.kv_append(&dqkv.as_view(), &mut dk.as_view_mut(), &mut dv.as_view_mut(), rows, heads, d, cap, pos).unwrap();
+    let at = |p: usize| gpu.upload(&[p as f32]).unwrap();
+    let (dqv, pos_at) = (dqkv.as_view(), at(pos));
+    gpu.kv_append(&dqv, &mut dk.as_view_mut(), &mut dv.as_view_mut(), rows, heads, d, cap, &pos_at.as_view()).unwrap();
     let (gk, gv) = (gpu.download(&dk).unwrap(), gpu.download(&dv).unwrap());
     for r in 0..rows {
         for h in 0..heads {
@@ -360,8 +370,48 @@ fn device_kernels_match_the_reference() {
             }
         }
     }
-    let past = gpu.kv_append(&dqkv.as_view(), &mut dk.as_view_mut(), &mut dv.as_view_mut(), rows, heads, d, cap, cap);
-    assert!(past.is_err());
+    // A position past the cache writes nothing.
+    let past = at(cap);
+    gpu.kv_append(&dqv, &mut dk.as_view_mut(), &mut dv.as_view_mut(), rows, heads, d, cap, &past.as_view()).unwrap();
+    assert_eq!((gpu.download(&dk).unwrap(), gpu.download(&dv).unwrap()), (gk, gv), "kv_append past the cache");
+
+    // Decode attention with the position read on the device (kv_len = the capacity, causality
+    // hides the rest) gives the same bits as with the position given (kv_len = position + 1).
+    let (rows, heads, d, cap, pos) = (2, 3, 5, 9, 4);
+    let inner = heads * d;
+    let (q, kc, vc) = (vals(rows * 3 * inner, 14), vals(rows * heads * cap * d, 15), vals(rows * heads * cap * d, 16));
+    let bias = vals(heads * cap, 17);
+    let (dq, dk, dv, db) =
+        (gpu.upload(&q).unwrap(), gpu.upload(&kc).unwrap(), gpu.upload(&vc).unwrap(), gpu.upload(&bias).unwrap());
+    let (dq, dk, dv, db, pos_at) = (dq.as_view(), dk.as_view(), dv.as_view(), db.as_view(), at(pos));
+    let pos_view = pos_at.as_view();
+    let given = CudaAttention {
+        q: &dq,
+        k: &dk,
+        v: &dv,
+        heads,
+        d,
+        q_len: 1,
+        kv_len: pos + 1,
+        q_pos0: pos,
+        causal: true,
+        q_row_stride: 3 * inner,
+        kv_head_stride: cap * d,
+        kv_row_stride: d,
+        bias: Some((&db, cap, cap - 1)),
+        mask: None,
+        q_pos_at: None,
+        batch: rows,
+        q_batch_stride: 3 * inner,
+        kv_batch_stride: heads * cap * d,
+    };
+    let on_device = CudaAttention { kv_len: cap, q_pos0: 0, q_pos_at: Some(&pos_view), ..given };
+    let (mut o1, mut o2) = (gpu.zeros(rows * inner).unwrap(), gpu.zeros(rows * inner).unwrap());
+    gpu.attention(&given, &mut o1.as_view_mut()).unwrap();
+    gpu.attention(&on_device, &mut o2.as_view_mut()).unwrap();
+    assert_eq!(gpu.download(&o1).unwrap(), gpu.download(&o2).unwrap(), "attention, position on the device");
+    let not_causal = CudaAttention { causal: false, ..on_device };
+    assert!(gpu.attention(&not_causal, &mut o2.as_view_mut()).is_err());
 
     // Bad sizes are errors, not launches.
     let small = gpu.zeros(4).unwrap();

@@ -54,10 +54,42 @@ pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("gemv", &["gemv_f32", "gemv_bf16", "gemv_f16"]),
     ("norm", &["rms_norm", "add_rms_norm"]),
     ("softmax", &["softmax_rows", "argmax_rows", "row_summary"]),
-    ("activation", &["gated_act", "act_inplace", "add_inplace", "scale_inplace", "embedding_f32", "kv_append"]),
+    (
+        "activation",
+        &[
+            "gated_act",
+            "act_inplace",
+            "add_inplace",
+            "scale_inplace",
+            "embedding_f32",
+            "embedding_f32_coded",
+            "kv_append",
+        ],
+    ),
     ("attention", &["attention"]),
     ("gemm", &["gemm_bf16_tc", "round_bf16"]),
 ];
+
+/// Launches recorded as a CUDA graph ([`CudaKernels::begin_recording`]), replayed by
+/// [`CudaRecording::launch`] with the same buffers and arguments.
+pub struct CudaRecording(cudarc::driver::CudaGraph);
+
+// SAFETY: a graph is not safe to use from two threads at once (it is not `Sync`), but it may
+// move between threads: `launch` binds the device context to the calling thread first.
+unsafe impl Send for CudaRecording {}
+
+impl CudaRecording {
+    /// Runs the recorded launches again, on the stream they were recorded from.
+    pub fn launch(&self) -> Result<(), CudaError> {
+        Ok(self.0.launch()?)
+    }
+}
+
+impl std::fmt::Debug for CudaRecording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CudaRecording")
+    }
+}
 
 /// Most top entries per row [`CudaKernels::row_summaries`] takes (it makes `k` passes over a
 /// row: meant for beam search and top-k sampling).
@@ -194,7 +226,11 @@ impl CudaKernels {
         let ctx = CudaContext::new(ordinal)?;
         let (major, minor) = ctx.compute_capability()?;
         let arch = static_arch(&format!("sm_{major}{minor}")).or_else(|_| static_arch("sm_90"))?;
-        let stream = ctx.default_stream();
+        // One stream of our own (the legacy default stream cannot be captured as a graph), and
+        // no per-buffer event tracking: every buffer is used on this stream alone, in order.
+        // SAFETY: tracking is off before any buffer exists, and no other stream touches them.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream()?;
         let mut functions = HashMap::new();
         for (module, entries) in ENTRY_POINTS {
             let ptx = {
@@ -245,6 +281,30 @@ impl CudaKernels {
             self.stream.memcpy_dtoh(&dev.slice(..len), &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Copies `values` into the start of `dst` (no allocation).
+    pub fn write(&self, dst: &mut CudaViewMut<'_, f32>, values: &[f32]) -> Result<(), CudaError> {
+        Self::check_len("write", dst.len(), values.len())?;
+        if !values.is_empty() {
+            self.stream.memcpy_htod(values, &mut dst.slice_mut(..values.len()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts recording this stream's launches as a CUDA graph (they are recorded, not run,
+    /// until [`CudaKernels::end_recording`]). Nothing that allocates, copies from pageable host
+    /// memory or waits for the device may run in between.
+    pub fn begin_recording(&self) -> Result<(), CudaError> {
+        use cudarc::driver::sys::CUstreamCaptureMode;
+        Ok(self.stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?)
+    }
+
+    /// Ends a recording: the launches since [`CudaKernels::begin_recording`], instantiated as a
+    /// graph (none were run: launch it to run them).
+    pub fn end_recording(&self) -> Result<CudaRecording, CudaError> {
+        let graph = self.stream.end_capture(cudarc::driver::sys::CUgraphInstantiate_flags(0))?;
+        graph.map(CudaRecording).ok_or_else(|| CudaError::Driver("the recording captured no launches".into()))
     }
 
     /// A zeroed device buffer of `len` f32.
@@ -653,8 +713,39 @@ impl CudaKernels {
         Ok(())
     }
 
+    /// `out[t, :] = table[ids[t], :]` for `n` ids read from device memory as f32-coded integers
+    /// (a decode step's tokens, written before the step so that a recorded step replays with new
+    /// ones; an id outside the table writes nothing).
+    pub fn embedding_coded(
+        &self,
+        table: &CudaView<'_, f32>,
+        cols: usize,
+        ids: &CudaView<'_, f32>,
+        n: usize,
+        out: &mut CudaViewMut<'_, f32>,
+    ) -> Result<(), CudaError> {
+        Self::check_len("embedding ids", ids.len(), n)?;
+        Self::check_len("embedding out", out.len(), n * cols)?;
+        if n == 0 || cols == 0 {
+            return Ok(());
+        }
+        let (ci, vi) = (Self::int("cols", cols)?, Self::int("vocab", table.len() / cols)?);
+        let cfg = LaunchConfig {
+            grid_dim: (cols.div_ceil(256) as u32, Self::int("tokens", n)? as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let f = self.function("embedding_f32_coded")?;
+        // SAFETY: out holds n·cols values (checked above); the kernel reads only ids inside the
+        // table's `vocab` rows.
+        unsafe { self.stream.launch_builder(f).arg(table).arg(ids).arg(out).arg(&ci).arg(&vi).launch(cfg)? };
+        Ok(())
+    }
+
     /// Writes the keys and values of `rows` rows of `qkv` (`[rows, q | k | v]`, each part
-    /// `heads·d` wide) at position `pos` of caches laid out `[rows, heads, cap, d]`.
+    /// `heads·d` wide) at position `pos_at[0]` (an f32-coded integer in device memory, so that a
+    /// recorded decode step replays at later positions; outside `[0, cap)` nothing is written)
+    /// of caches laid out `[rows, heads, cap, d]`.
     #[allow(clippy::too_many_arguments)]
     pub fn kv_append(
         &self,
@@ -665,21 +756,20 @@ impl CudaKernels {
         heads: usize,
         d: usize,
         cap: usize,
-        pos: usize,
+        pos_at: &CudaView<'_, f32>,
     ) -> Result<(), CudaError> {
-        if pos >= cap {
-            return Err(CudaError::InvalidArgument(format!("kv_append: position {pos} is past the cache ({cap})")));
-        }
         Self::check_len("kv_append qkv", qkv.len(), rows * 3 * heads * d)?;
         Self::check_len("kv_append k", k.len(), rows * heads * cap * d)?;
         Self::check_len("kv_append v", v.len(), rows * heads * cap * d)?;
+        Self::check_len("kv_append position", pos_at.len(), 1)?;
         let count = rows * heads * d;
         Self::int("rows · heads · cap · d", rows * heads * cap * d)?;
-        let (ri, hi, di, ci, pi) = (rows as i32, heads as i32, d as i32, cap as i32, pos as i32);
+        let (ri, hi, di, ci) = (rows as i32, heads as i32, d as i32, cap as i32);
         let f = self.function("kv_append")?;
         let mut launch = self.stream.launch_builder(f);
-        launch.arg(qkv).arg(k).arg(v).arg(&ri).arg(&hi).arg(&di).arg(&ci).arg(&pi);
-        // SAFETY: one thread per (row, head, column); every index is inside the lengths checked.
+        launch.arg(qkv).arg(k).arg(v).arg(&ri).arg(&hi).arg(&di).arg(&ci).arg(pos_at);
+        // SAFETY: one thread per (row, head, column); every index is inside the lengths checked,
+        // and the kernel writes nothing for a position outside [0, cap).
         unsafe { launch.launch(Self::flat(count))? };
         Ok(())
     }
@@ -704,15 +794,29 @@ impl CudaKernels {
         if let Some(m) = a.mask {
             Self::check_len("attention mask", m.len(), kv_len)?;
         }
+        // With the position on the device, check the bias for the last position it can hold
+        // (causality keeps every distance at or below 0, the first position's reach).
+        let q_pos0 = match a.q_pos_at {
+            None => a.q_pos0,
+            Some(p) => {
+                Self::check_len("attention position", p.len(), 1)?;
+                if !a.causal || kv_len < q_len {
+                    return Err(CudaError::InvalidArgument(
+                        "attention: a position on the device needs causal attention over a cache of kv_len ≥ q_len"
+                            .into(),
+                    ));
+                }
+                kv_len - q_len
+            }
+        };
         if let Some((b, head_stride, offset)) = a.bias {
             // Relative distances j − (q_pos0 + i) span [−(q_pos0 + q_len − 1), kv_len − 1 − q_pos0].
-            if offset + 1 < a.q_pos0 + q_len {
+            if offset + 1 < q_pos0 + q_len {
                 return Err(CudaError::InvalidArgument(format!(
-                    "attention bias: offset {offset} is too small for queries from position {}",
-                    a.q_pos0
+                    "attention bias: offset {offset} is too small for queries from position {q_pos0}"
                 )));
             }
-            let hi = (offset + kv_len).saturating_sub(a.q_pos0 + 1);
+            let hi = (offset + kv_len).saturating_sub(q_pos0 + 1);
             Self::check_len("attention bias", b.len(), (heads - 1) * head_stride + hi.max(offset) + 1)?;
         }
         let shared = (kv_len + 32) * 4;
@@ -756,6 +860,8 @@ impl CudaKernels {
             launch.arg(s);
         }
         launch.arg(&batch_strides[0]).arg(&batch_strides[1]);
+        let has_pos = i32::from(a.q_pos_at.is_some());
+        launch.arg(a.q_pos_at.unwrap_or(&none)).arg(&has_pos);
         // SAFETY: every buffer's length was checked against the shape, strides and batch above;
         // shared memory holds kv_len scores and 32 floats of scratch.
         unsafe { launch.launch(cfg)? };
@@ -798,6 +904,11 @@ pub struct CudaAttention<'a, 'b> {
     pub q_pos0: usize,
     /// Keys after the query's position are skipped.
     pub causal: bool,
+    /// `q_pos0` read by the kernel from element 0 of this buffer (an f32-coded integer: a
+    /// decode step's position, so that a recorded step replays at later positions) instead of
+    /// the field; causal only, with `kv_len` the cache's capacity (the keys after the position
+    /// are masked by causality), and `q_pos0` taken as `kv_len − q_len` for the bounds checks.
+    pub q_pos_at: Option<&'a CudaView<'b, f32>>,
     /// Distance between query rows.
     pub q_row_stride: usize,
     /// Distance between heads of the keys and values.

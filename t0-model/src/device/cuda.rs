@@ -1,11 +1,15 @@
 //! [`Backend`] on an NVIDIA GPU (feature `cuda`): buffers in device memory, the kernels of
 //! [`t0_kernels::cuda`] (compiled by NVRTC at run time, loaded through cudarc).
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use t0_kernels::cuda::cudarc::driver::{CudaSlice, CudaView, CudaViewMut};
-use t0_kernels::cuda::{CudaAttention, CudaError, CudaKernels, GEMV_MAX_M};
+
+use t0_kernels::cuda::{CudaAttention, CudaError, CudaKernels, CudaRecording, GEMV_MAX_M};
 use t0_kernels::{Activation, WeightView};
 
-use super::{rows_f32, Backend, DeviceAttention, DeviceDType};
+use super::{rows_f32, At, Backend, DeviceAttention, DeviceDType};
 use crate::{ModelError, Result};
 
 /// One CUDA device and the kernels compiled for it.
@@ -13,6 +17,23 @@ use crate::{ModelError, Result};
 pub struct CudaBackend {
     kernels: CudaKernels,
     ordinal: usize,
+    /// Whether decode steps are recorded as CUDA graphs (`T0_CUDA_GRAPHS=0`: never; turned off
+    /// for good when a recording fails).
+    graphs: AtomicBool,
+    /// Held by a thread while it enqueues work on the stream (or records a step): a recording
+    /// captures everything enqueued on the stream, so other threads wait until it ends.
+    enqueue_lock: Mutex<()>,
+    /// The tensor-core GEMM's bf16 copy of its input, kept between calls (it only grows), and
+    /// how many times it has grown: a recording that used it replays only while it has not.
+    scratch: Mutex<Option<CudaSlice<u16>>>,
+    scratch_epoch: AtomicU64,
+}
+
+/// A decode step recorded as a CUDA graph ([`Backend::record`]).
+#[derive(Debug)]
+pub struct CudaStep {
+    graph: CudaRecording,
+    scratch_epoch: u64,
 }
 
 /// A weight on the GPU, row-major `[rows, cols]` (HF's layout, which the GEMV streams).
@@ -30,11 +51,54 @@ impl CudaBackend {
     /// The kernels on device `ordinal` (`cuda:N`), or why they cannot run there.
     pub fn new(ordinal: usize) -> Result<Self> {
         let kernels = CudaKernels::new(ordinal).map_err(|e| dev_err(ordinal, e))?;
-        Ok(Self { kernels, ordinal })
+        let graphs = std::env::var("T0_CUDA_GRAPHS").map_or(true, |v| v != "0");
+        Ok(Self {
+            kernels,
+            ordinal,
+            graphs: AtomicBool::new(graphs),
+            enqueue_lock: Mutex::new(()),
+            scratch: Mutex::new(None),
+            scratch_epoch: AtomicU64::new(0),
+        })
     }
 
     fn err(&self, e: CudaError) -> ModelError {
         dev_err(self.ordinal, e)
+    }
+
+    /// The right to enqueue work on the stream until the guard drops (nested calls on this
+    /// thread pass through).
+    fn enqueue(&self) -> Enqueue<'_> {
+        enqueue_on(&self.enqueue_lock)
+    }
+}
+
+/// Takes `lock` for this thread unless it holds it already (see [`CudaBackend::enqueue`]).
+fn enqueue_on(lock: &Mutex<()>) -> Enqueue<'_> {
+    if INSIDE.get() {
+        return Enqueue { _lock: None, outer: false };
+    }
+    let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+    INSIDE.set(true);
+    Enqueue { _lock: Some(guard), outer: true }
+}
+
+thread_local! {
+    /// Whether this thread holds a backend's enqueue lock (its nested calls take it no more).
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`CudaBackend::enqueue`]'s guard.
+struct Enqueue<'a> {
+    _lock: Option<MutexGuard<'a, ()>>,
+    outer: bool,
+}
+
+impl Drop for Enqueue<'_> {
+    fn drop(&mut self) {
+        if self.outer {
+            INSIDE.set(false);
+        }
     }
 }
 
@@ -61,12 +125,14 @@ fn view_mut<'a>(what: &str, buf: &'a mut CudaSlice<f32>, off: usize, len: usize)
 impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
     type Weight = CudaWeight;
+    type Recording = CudaStep;
 
     fn name(&self) -> String {
         format!("cuda:{} ({})", self.ordinal, self.kernels.arch())
     }
 
     fn upload(&self, x: &[f32]) -> Result<CudaSlice<f32>> {
+        let _enqueue = self.enqueue();
         if x.is_empty() {
             // A zero-length allocation is an error in the driver: keep one value.
             return self.zeros(0);
@@ -75,14 +141,22 @@ impl Backend for CudaBackend {
     }
 
     fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
+        let _enqueue = self.enqueue();
         self.kernels.zeros(len.max(1)).map_err(|e| self.err(e))
     }
 
+    fn write(&self, dst: &mut CudaSlice<f32>, values: &[f32]) -> Result<()> {
+        let _enqueue = self.enqueue();
+        self.kernels.write(&mut dst.as_view_mut(), values).map_err(|e| self.err(e))
+    }
+
     fn download(&self, x: &CudaSlice<f32>, len: usize) -> Result<Vec<f32>> {
+        let _enqueue = self.enqueue();
         self.kernels.download_prefix(&x.as_view(), len).map_err(|e| self.err(e))
     }
 
     fn upload_weight(&self, w: &WeightView<'_>, dtype: DeviceDType) -> Result<CudaWeight> {
+        let _enqueue = self.enqueue();
         let (rows, cols) = (w.rows(), w.cols());
         // 16-bit weights go up as their bits: as stored when the file holds that dtype, else
         // rounded (to nearest even) from the f32 values.
@@ -104,6 +178,7 @@ impl Backend for CudaBackend {
     }
 
     fn linear(&self, x: &CudaSlice<f32>, m: usize, w: &CudaWeight, out: &mut CudaSlice<f32>) -> Result<()> {
+        let _enqueue = self.enqueue();
         let (n, k) = match w {
             CudaWeight::F32(_, n, k) | CudaWeight::Bf16(_, n, k) | CudaWeight::F16(_, n, k) => (*n, *k),
         };
@@ -112,7 +187,12 @@ impl Backend for CudaBackend {
         if let CudaWeight::Bf16(wd, ..) = w {
             if m > GEMV_MAX_M && self.kernels.has_bf16_tensor_cores() {
                 let xs = view_from("linear x", x, 0)?;
-                let mut xb = self.kernels.zeros_u16(m * k).map_err(|e| self.err(e))?;
+                let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+                if scratch.as_ref().is_none_or(|b| b.len() < m * k) {
+                    *scratch = Some(self.kernels.zeros_u16(m * k).map_err(|e| self.err(e))?);
+                    self.scratch_epoch.fetch_add(1, Ordering::SeqCst);
+                }
+                let Some(xb) = scratch.as_mut() else { unreachable!("allocated above") };
                 self.kernels.round_bf16(&xs, m * k, &mut xb.as_view_mut()).map_err(|e| self.err(e))?;
                 let mut ys = view_mut("linear out", out, 0, m * n)?;
                 return self.kernels.gemm_bf16(&xb.as_view(), m, &wd.as_view(), n, k, &mut ys).map_err(|e| self.err(e));
@@ -137,8 +217,23 @@ impl Backend for CudaBackend {
     }
 
     fn embedding(&self, table: &CudaSlice<f32>, cols: usize, ids: &[u32], out: &mut CudaSlice<f32>) -> Result<()> {
+        let _enqueue = self.enqueue();
         let mut o = view_mut("embedding out", out, 0, ids.len() * cols)?;
         self.kernels.embedding(&table.as_view(), cols, ids, &mut o).map_err(|e| self.err(e))
+    }
+
+    fn embedding_coded(
+        &self,
+        table: &CudaSlice<f32>,
+        cols: usize,
+        ids: At<'_, CudaSlice<f32>>,
+        n: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let _enqueue = self.enqueue();
+        let ids = view_from("embedding ids", ids.0, ids.1)?;
+        let mut o = view_mut("embedding out", out, 0, n * cols)?;
+        self.kernels.embedding_coded(&table.as_view(), cols, &ids, n, &mut o).map_err(|e| self.err(e))
     }
 
     fn rms_norm(
@@ -150,11 +245,13 @@ impl Backend for CudaBackend {
         cols: usize,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
+        let _enqueue = self.enqueue();
         let mut o = out.as_view_mut();
         self.kernels.rms_norm(&x.as_view(), &w.as_view(), &mut o, rows, cols, eps).map_err(|e| self.err(e))
     }
 
     fn activation(&self, act: Activation, x: &mut CudaSlice<f32>, len: usize) -> Result<()> {
+        let _enqueue = self.enqueue();
         self.kernels.act_inplace(act, &mut x.as_view_mut(), len).map_err(|e| self.err(e))
     }
 
@@ -166,6 +263,7 @@ impl Backend for CudaBackend {
         ff: usize,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
+        let _enqueue = self.enqueue();
         self.kernels.gated_act(act, &both.as_view(), &mut out.as_view_mut(), rows, ff).map_err(|e| self.err(e))
     }
 
@@ -179,15 +277,18 @@ impl Backend for CudaBackend {
         cols: usize,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
+        let _enqueue = self.enqueue();
         let (mut a, mut o) = (acc.as_view_mut(), out.as_view_mut());
         self.kernels.add_rms_norm(&mut a, &x.as_view(), &w.as_view(), &mut o, rows, cols, eps).map_err(|e| self.err(e))
     }
 
     fn add_assign(&self, acc: &mut CudaSlice<f32>, x: &CudaSlice<f32>, len: usize) -> Result<()> {
+        let _enqueue = self.enqueue();
         self.kernels.add_inplace(&mut acc.as_view_mut(), &x.as_view(), len).map_err(|e| self.err(e))
     }
 
     fn scale(&self, x: &mut CudaSlice<f32>, len: usize, s: f32) -> Result<()> {
+        let _enqueue = self.enqueue();
         self.kernels.scale_inplace(&mut x.as_view_mut(), len, s).map_err(|e| self.err(e))
     }
 
@@ -200,10 +301,12 @@ impl Backend for CudaBackend {
         k: &mut CudaSlice<f32>,
         v: &mut CudaSlice<f32>,
         cap: usize,
-        pos: usize,
+        pos: At<'_, CudaSlice<f32>>,
     ) -> Result<()> {
+        let _enqueue = self.enqueue();
         let (mut kv, mut vv) = (k.as_view_mut(), v.as_view_mut());
-        self.kernels.kv_append(&qkv.as_view(), &mut kv, &mut vv, rows, heads, d_kv, cap, pos).map_err(|e| self.err(e))
+        let pos = view_from("kv_append position", pos.0, pos.1)?;
+        self.kernels.kv_append(&qkv.as_view(), &mut kv, &mut vv, rows, heads, d_kv, cap, &pos).map_err(|e| self.err(e))
     }
 
     fn attention(
@@ -212,6 +315,7 @@ impl Backend for CudaBackend {
         out: &mut CudaSlice<f32>,
         out_off: usize,
     ) -> Result<()> {
+        let _enqueue = self.enqueue();
         let (q, k, v) = (
             view_from("attention q", a.q.0, a.q.1)?,
             view_from("attention k", a.k.0, a.k.1)?,
@@ -219,6 +323,7 @@ impl Backend for CudaBackend {
         );
         let bias = a.bias.map(|(b, s, o)| (b.as_view(), s, o));
         let mask = a.mask.map(|(m, off)| view_from("attention mask", m, off)).transpose()?;
+        let q_pos_at = a.q_pos_at.map(|(p, off)| view_from("attention position", p, off)).transpose()?;
         let args = CudaAttention {
             q: &q,
             k: &k,
@@ -234,6 +339,7 @@ impl Backend for CudaBackend {
             kv_row_stride: a.kv_row_stride,
             bias: bias.as_ref().map(|(b, s, o)| (b, *s, *o)),
             mask: mask.as_ref(),
+            q_pos_at: q_pos_at.as_ref(),
             batch: a.batch,
             q_batch_stride: a.q_batch_stride,
             kv_batch_stride: a.kv_batch_stride,
@@ -243,6 +349,7 @@ impl Backend for CudaBackend {
     }
 
     fn argmax(&self, x: &CudaSlice<f32>, rows: usize, cols: usize) -> Result<Vec<u32>> {
+        let _enqueue = self.enqueue();
         self.kernels.argmax(&x.as_view(), rows, cols).map_err(|e| self.err(e))
     }
 
@@ -254,6 +361,7 @@ impl Backend for CudaBackend {
         k: usize,
         targets: &[u32],
     ) -> Result<Vec<t0_kernels::row_summary::RowSummary>> {
+        let _enqueue = self.enqueue();
         if k > t0_kernels::cuda::ROW_SUMMARY_MAX_K {
             // The kernel makes k passes over a row: past that, bring the rows back.
             return super::summarise(&self.download(x, rows * cols)?, rows, cols, k, targets);
@@ -261,11 +369,83 @@ impl Backend for CudaBackend {
         self.kernels.row_summaries(&x.as_view(), rows, cols, k, targets).map_err(|e| self.err(e))
     }
 
+    fn record(&self, launches: &mut dyn FnMut() -> Result<()>) -> Result<Option<CudaStep>> {
+        // No other thread enqueues while this one records: its work would be captured.
+        let _enqueue = self.enqueue();
+        if !self.graphs.load(Ordering::Relaxed) {
+            return launches().map(|()| None);
+        }
+        let scratch_epoch = self.scratch_epoch.load(Ordering::SeqCst);
+        self.kernels.begin_recording().map_err(|e| self.err(e))?;
+        let ran = launches();
+        let graph = self.kernels.end_recording();
+        match (ran, graph) {
+            (Ok(()), Ok(graph)) if self.scratch_epoch.load(Ordering::SeqCst) == scratch_epoch => {
+                graph.launch().map_err(|e| self.err(e))?;
+                Ok(Some(CudaStep { graph, scratch_epoch }))
+            }
+            // The recording failed (or reallocated the GEMM's scratch, which it must not):
+            // nothing ran. Run the launches as they are, and record no more.
+            (ran, _) => {
+                self.graphs.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    device = %self.name(),
+                    error = ?ran.err(),
+                    "recording a decode step as a CUDA graph failed; steps run launch by launch"
+                );
+                launches().map(|()| None)
+            }
+        }
+    }
+
+    fn replay(&self, step: &CudaStep) -> Result<bool> {
+        let _enqueue = self.enqueue();
+        if step.scratch_epoch != self.scratch_epoch.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        step.graph.launch().map_err(|e| self.err(e))?;
+        Ok(true)
+    }
+
     fn synchronize(&self) -> Result<()> {
+        let _enqueue = self.enqueue();
         self.kernels.synchronize().map_err(|e| self.err(e))
     }
 
     fn peak_bandwidth_gbs(&self) -> Option<f64> {
         self.kernels.peak_bandwidth_gbs().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    /// Nested calls on the thread that holds the lock pass through; another thread waits
+    /// until the outermost guard drops.
+    #[test]
+    fn enqueue_excludes_other_threads_and_nests() {
+        let lock = Arc::new(Mutex::new(()));
+        let entered = Arc::new(AtomicUsize::new(0));
+        let outer = enqueue_on(&lock);
+        let inner = enqueue_on(&lock);
+        assert!(inner._lock.is_none() && outer._lock.is_some());
+        let other = {
+            let (lock, entered) = (lock.clone(), entered.clone());
+            std::thread::spawn(move || {
+                let _g = enqueue_on(&lock);
+                entered.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(inner);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(entered.load(Ordering::SeqCst), 0, "the other thread waits for the outer guard");
+        drop(outer);
+        other.join().unwrap();
+        assert_eq!(entered.load(Ordering::SeqCst), 1);
+        assert!(enqueue_on(&lock)._lock.is_some(), "free again on this thread");
     }
 }

@@ -3,7 +3,7 @@
 
 use t0_kernels::{Activation, AttentionArgs, BiasView, Kernels, PackDType, PackedWeight, WeightView};
 
-use super::{Backend, DeviceAttention, DeviceDType};
+use super::{decode_index, At, Backend, DeviceAttention, DeviceDType, NoRecording};
 use crate::{ModelError, Result};
 
 /// Host memory and the CPU kernels [`t0_kernels::select`] picks.
@@ -53,6 +53,13 @@ fn tail<'a>(what: &str, (buf, off): (&'a Vec<f32>, usize)) -> Result<&'a [f32]> 
     buf.get(off..).ok_or_else(|| ModelError::InvalidArgument(format!("attention {what}: offset {off} is past the end")))
 }
 
+/// The index element `at.1` of `at.0` holds (an f32-coded integer), or an error naming it.
+fn read_index(what: &str, (buf, off): At<'_, Vec<f32>>) -> Result<usize> {
+    let f =
+        *buf.get(off).ok_or_else(|| ModelError::InvalidArgument(format!("{what}: offset {off} is past the end")))?;
+    decode_index(what, f).map(|i| i as usize)
+}
+
 /// `&mut x[..len]`, or an error naming the operand.
 fn prefix_mut<'a>(what: &str, x: &'a mut [f32], len: usize) -> Result<&'a mut [f32]> {
     let n = x.len();
@@ -62,6 +69,7 @@ fn prefix_mut<'a>(what: &str, x: &'a mut [f32], len: usize) -> Result<&'a mut [f
 impl Backend for HostBackend {
     type Buf = Vec<f32>;
     type Weight = HostWeight;
+    type Recording = NoRecording;
 
     fn name(&self) -> String {
         format!("cpu ({})", self.kernels.name())
@@ -73,6 +81,11 @@ impl Backend for HostBackend {
 
     fn zeros(&self, len: usize) -> Result<Vec<f32>> {
         Ok(vec![0.0; len])
+    }
+
+    fn write(&self, dst: &mut Vec<f32>, values: &[f32]) -> Result<()> {
+        prefix_mut("write", dst, values.len())?.copy_from_slice(values);
+        Ok(())
     }
 
     fn download(&self, x: &Vec<f32>, len: usize) -> Result<Vec<f32>> {
@@ -163,10 +176,11 @@ impl Backend for HostBackend {
         k: &mut Vec<f32>,
         v: &mut Vec<f32>,
         cap: usize,
-        pos: usize,
+        pos: At<'_, Vec<f32>>,
     ) -> Result<()> {
         let inner = heads * d_kv;
         let qkv = prefix("kv_append qkv", qkv, rows * 3 * inner)?;
+        let pos = read_index("kv_append position", pos)?;
         if pos >= cap {
             return Err(ModelError::InvalidArgument(format!("kv_append: position {pos} is past the cache ({cap})")));
         }
@@ -189,6 +203,16 @@ impl Backend for HostBackend {
             .get_mut(out_off..out_off + a.batch * size)
             .ok_or_else(|| ModelError::InvalidArgument("attention out: too short".into()))?;
         let mask = a.mask.map(|m| tail("mask", m)).transpose()?;
+        let q_pos0 = match a.q_pos_at {
+            None => a.q_pos0,
+            Some(_) if !a.causal => {
+                return Err(ModelError::InvalidArgument("attention: a position on the device needs causality".into()))
+            }
+            Some(p) => read_index("attention position", p)?,
+        };
+        if q_pos0 + a.q_len > a.kv_len && a.q_pos_at.is_some() {
+            return Err(ModelError::InvalidArgument(format!("attention: position {q_pos0} is past the cache")));
+        }
         for (t, out) in out.chunks_exact_mut(size.max(1)).take(a.batch).enumerate() {
             let (qo, kvo) = (t * a.q_batch_stride, t * a.kv_batch_stride);
             let (q, k, v) =
@@ -204,7 +228,7 @@ impl Backend for HostBackend {
                 q_row_stride: a.q_row_stride,
                 kv_head_stride: a.kv_head_stride,
                 kv_row_stride: a.kv_row_stride,
-                q_pos0: a.q_pos0,
+                q_pos0,
                 causal: a.causal,
                 bias: a.bias.map(|(values, head_stride, offset)| BiasView { values, head_stride, offset }),
                 mask,

@@ -28,7 +28,7 @@ mod host;
 mod model;
 
 #[cfg(feature = "cuda")]
-pub use cuda::{CudaBackend, CudaWeight};
+pub use cuda::{CudaBackend, CudaStep, CudaWeight};
 pub use host::{HostBackend, HostWeight};
 pub use model::{DeviceEncoded, DeviceModel, DeviceState};
 
@@ -104,6 +104,11 @@ pub struct DeviceAttention<'a, Buf> {
     pub q_pos0: usize,
     /// Keys after a query's own position are not seen.
     pub causal: bool,
+    /// `q_pos0` read from this buffer's element (an f32-coded integer written by
+    /// [`Backend::write`] before a decode step, so that a recorded step replays at later positions) instead of
+    /// the field. Causal only; `kv_len` is then the cache's capacity (causality hides the keys
+    /// after the position).
+    pub q_pos_at: Option<At<'a, Buf>>,
     /// Relative bias `values[h·head_stride + offset + j − (q_pos0 + i)]`: (values, head stride,
     /// offset), as [`t0_kernels::BiasView`].
     pub bias: Option<(&'a Buf, usize, usize)>,
@@ -125,6 +130,9 @@ pub trait Backend: Send + Sync {
     type Buf: Send + Sync;
     /// A weight matrix `[rows, cols]` in the device's memory.
     type Weight: Send + Sync;
+    /// A recorded decode step ([`Backend::record`]); [`NoRecording`] for a backend that
+    /// records none.
+    type Recording: Send;
 
     /// A name for messages (`cpu (avx2)`, `cuda:0 (sm_90)`).
     fn name(&self) -> String;
@@ -132,6 +140,9 @@ pub trait Backend: Send + Sync {
     fn upload(&self, x: &[f32]) -> Result<Self::Buf>;
     /// A new zeroed buffer of `len` values.
     fn zeros(&self, len: usize) -> Result<Self::Buf>;
+    /// Copies `values` into the start of `dst` (no allocation: what a decode step writes before
+    /// it runs, its position and tokens, so that a recorded step can replay).
+    fn write(&self, dst: &mut Self::Buf, values: &[f32]) -> Result<()>;
     /// The first `len` values of `x`, on the host (waits for the device).
     fn download(&self, x: &Self::Buf, len: usize) -> Result<Vec<f32>>;
     /// A weight on the device, stored as `dtype`.
@@ -140,6 +151,21 @@ pub trait Backend: Send + Sync {
     fn linear(&self, x: &Self::Buf, m: usize, w: &Self::Weight, out: &mut Self::Buf) -> Result<()>;
     /// `out[t, :] = table[ids[t], :]` for a `[vocab, cols]` table (ids already checked).
     fn embedding(&self, table: &Self::Buf, cols: usize, ids: &[u32], out: &mut Self::Buf) -> Result<()>;
+    /// As [`Backend::embedding`] for `n` ids read from `ids` as f32-coded integers (a decode
+    /// step's tokens, written by [`Backend::write`] before the step; checked by the caller). Default:
+    /// downloads the ids.
+    fn embedding_coded(
+        &self,
+        table: &Self::Buf,
+        cols: usize,
+        ids: At<'_, Self::Buf>,
+        n: usize,
+        out: &mut Self::Buf,
+    ) -> Result<()> {
+        let host = self.download(ids.0, ids.1 + n)?;
+        let ids = host[ids.1..].iter().map(|&f| decode_index("embedding id", f)).collect::<Result<Vec<u32>>>()?;
+        self.embedding(table, cols, &ids, out)
+    }
     /// `out[i, :] = x[idx[i], :]` for rows of `cols` values (a row gather: reordering the rows of
     /// a KV cache). Default: [`Backend::embedding`], which is one.
     fn gather_rows(&self, x: &Self::Buf, cols: usize, idx: &[u32], out: &mut Self::Buf) -> Result<()> {
@@ -180,7 +206,11 @@ pub trait Backend: Send + Sync {
     /// `x *= s` over the first `len` values.
     fn scale(&self, x: &mut Self::Buf, len: usize, s: f32) -> Result<()>;
     /// Writes the keys and values of `rows` rows of `qkv` (`[rows, q | k | v]`, each part
-    /// `heads·d_kv` wide) at position `pos` of caches laid out `[rows, heads, cap, d_kv]`.
+    /// `heads·d_kv` wide) at the position `pos` holds (an f32-coded integer written
+    /// by [`Backend::write`] before a decode step, so that a recorded step replays at later
+    /// positions) of caches laid out `[rows, heads, cap, d_kv]`. A position outside the cache
+    /// writes nothing (a device cannot report it; the model checks positions before it writes
+    /// them).
     #[allow(clippy::too_many_arguments)]
     fn kv_append(
         &self,
@@ -191,7 +221,7 @@ pub trait Backend: Send + Sync {
         k: &mut Self::Buf,
         v: &mut Self::Buf,
         cap: usize,
-        pos: usize,
+        pos: At<'_, Self::Buf>,
     ) -> Result<()>;
     /// Attention into `out` from offset `out_off`, `[batch, q_len, heads·d_kv]` densely.
     fn attention(&self, a: &DeviceAttention<'_, Self::Buf>, out: &mut Self::Buf, out_off: usize) -> Result<()>;
@@ -212,6 +242,19 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<RowSummary>> {
         summarise(&self.download(x, rows * cols)?, rows, cols, k, targets)
     }
+    /// Runs `launches` (a decode step's, reading everything that changes from one step to the
+    /// next from device memory) and, when the device can replay them as they are (a CUDA graph),
+    /// returns them recorded, for [`Backend::replay`] at later steps. Default: runs them and
+    /// records nothing.
+    fn record(&self, launches: &mut dyn FnMut() -> Result<()>) -> Result<Option<Self::Recording>> {
+        launches().map(|()| None)
+    }
+    /// Runs a recording of [`Backend::record`] again; false (nothing ran) when it can no
+    /// longer run (a buffer it used has been replaced): the caller records anew.
+    fn replay(&self, recording: &Self::Recording) -> Result<bool> {
+        let _ = recording;
+        Err(ModelError::InvalidArgument(format!("{} replays no recordings", self.name())))
+    }
     /// Waits until everything launched so far has finished (for timing).
     fn synchronize(&self) -> Result<()> {
         Ok(())
@@ -219,6 +262,24 @@ pub trait Backend: Send + Sync {
     /// The memory's peak bandwidth in GB/s, when the device reports it.
     fn peak_bandwidth_gbs(&self) -> Option<f64> {
         None
+    }
+}
+
+/// The recording of a backend that records nothing ([`Backend::Recording`]): no value exists.
+#[derive(Debug)]
+pub enum NoRecording {}
+
+/// An index (a token id, a position) stored as an f32 in a device buffer: exact below 2²⁴.
+pub(crate) fn encode_index(i: usize) -> f32 {
+    i as f32
+}
+
+/// The index an f32 of a device buffer holds, or an error naming `what`.
+pub(crate) fn decode_index(what: &str, f: f32) -> Result<u32> {
+    if f >= 0.0 && f < (1u32 << 24) as f32 && f.fract() == 0.0 {
+        Ok(f as u32)
+    } else {
+        Err(ModelError::InvalidArgument(format!("{what}: {f} is not an index")))
     }
 }
 

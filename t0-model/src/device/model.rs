@@ -6,7 +6,7 @@ use std::sync::Arc;
 use t0_kernels::row_summary::RowSummary;
 use t0_kernels::{Activation, WeightView};
 
-use super::{rows_f32, Backend, DeviceAttention, DeviceDType};
+use super::{encode_index, rows_f32, Backend, DeviceAttention, DeviceDType};
 use crate::attention::Qkv;
 use crate::decoding::Decoding;
 use crate::feed_forward::Wi;
@@ -173,7 +173,6 @@ struct Work<B: Backend> {
     ctx: B::Buf,
     ff: B::Buf,
     act: B::Buf,
-    bias: B::Buf,
 }
 
 /// The decoder state of `rows` rows decoded in step: self-attention caches
@@ -195,7 +194,20 @@ pub struct DeviceState<B: Backend> {
     logits: B::Buf,
     /// The last step's logits on the host, for generation ([`DeviceModel::generate`]).
     host_logits: Vec<f32>,
-    bias_host: BiasVectors,
+    /// What changes from one step to the next, written before each step: the position, then
+    /// one token per row (f32-coded), so that a recorded step replays as it is.
+    inputs: B::Buf,
+    inputs_host: Vec<f32>,
+    /// The self-attention bias for every distance a query can see, `−(cap − 1)..=0` (one
+    /// table for the stack, or one per layer for umT5), computed once: the step's position
+    /// moves the read, not the values.
+    bias: Vec<B::Buf>,
+    bias_head_stride: usize,
+    /// The step recorded for replay ([`Backend::record`]), while the rows and their buffers stay.
+    recording: Option<B::Recording>,
+    /// Steps run since the rows last changed (a step is recorded only after one has run as it
+    /// is, so that it allocates nothing while it is recorded).
+    steps_since_change: usize,
 }
 
 impl<B: Backend> DeviceState<B> {
@@ -214,6 +226,9 @@ impl<B: Backend> DeviceState<B> {
         self.rows
     }
 }
+
+/// Positions and token ids travel to the device as f32 (exact below 2²⁴).
+const INDEX_LIMIT: usize = 1 << 24;
 
 /// The T5 scale of the tied head's input, `d_model^-0.5` (as the CPU model computes it).
 fn tied_scale(d: usize) -> f32 {
@@ -235,6 +250,12 @@ impl<B: Backend> DeviceModel<B> {
         progress: &dyn Fn(usize, usize),
     ) -> Result<Self> {
         let config = model.config().clone();
+        if config.vocab_size > INDEX_LIMIT {
+            return Err(ModelError::InvalidArgument(format!(
+                "a vocabulary of {} is more than a device step can address ({INDEX_LIMIT})",
+                config.vocab_size
+            )));
+        }
         let b = &backend;
         let total = model.encoder.layers.len() + model.decoder.layers.len() + 1;
         let embed = b.upload(&rows_f32(&model.shared.view()))?;
@@ -336,7 +357,6 @@ impl<B: Backend> DeviceModel<B> {
             ctx: b.zeros(m * inner)?,
             ff: b.zeros(m * 2 * ff)?,
             act: b.zeros(m * ff)?,
-            bias: b.zeros(0)?,
         })
     }
 
@@ -394,6 +414,7 @@ impl<B: Backend> DeviceModel<B> {
                 kv_row_stride: 3 * inner,
                 q_pos0: 0,
                 causal: false,
+                q_pos_at: None,
                 bias: Some((&bias_buf, bias_view.head_stride, bias_view.offset)),
                 mask: None,
                 batch: 1,
@@ -426,6 +447,11 @@ impl<B: Backend> DeviceModel<B> {
         if sources.is_empty() || capacity == 0 {
             return Err(ModelError::InvalidArgument("start: no rows, or no room for a token".into()));
         }
+        if capacity > INDEX_LIMIT {
+            return Err(ModelError::InvalidArgument(format!(
+                "start: room for {capacity} tokens is more than a device step can address ({INDEX_LIMIT})"
+            )));
+        }
         let c = &self.config;
         let rows = sources.len();
         let cache = rows * c.num_heads * capacity * c.d_kv;
@@ -433,6 +459,12 @@ impl<B: Backend> DeviceModel<B> {
         for _ in &self.dec {
             k.push(self.backend.zeros(cache)?);
             v.push(self.backend.zeros(cache)?);
+        }
+        let (mut vectors, mut bias) = (BiasVectors::default(), Vec::new());
+        for l in 0..self.dec.len() {
+            if self.dec_bias.layer_vectors_into(l, 1 - capacity as i64, 0, &mut vectors) {
+                bias.push(self.backend.upload(vectors.view().values)?);
+            }
         }
         Ok(DeviceState {
             rows,
@@ -446,7 +478,12 @@ impl<B: Backend> DeviceModel<B> {
             work: self.work(rows)?,
             logits: self.backend.zeros(rows * c.vocab_size)?,
             host_logits: Vec::new(),
-            bias_host: BiasVectors::default(),
+            inputs: self.backend.zeros(1 + rows)?,
+            inputs_host: Vec::with_capacity(1 + rows),
+            bias,
+            bias_head_stride: vectors.view().head_stride,
+            recording: None,
+            steps_since_change: 0,
         })
     }
 
@@ -470,6 +507,7 @@ impl<B: Backend> DeviceModel<B> {
             if room > state.room {
                 state.work = self.work(room)?;
                 state.logits = b.zeros(room * c.vocab_size)?;
+                state.inputs = b.zeros(1 + room)?;
                 // The caches become the spare buffers after the first gather: make them as large.
                 for (k, v) in state.k.iter_mut().zip(&mut state.v) {
                     let (mut k2, mut v2) = (b.zeros(room * block)?, b.zeros(room * block)?);
@@ -490,11 +528,18 @@ impl<B: Backend> DeviceModel<B> {
         }
         state.sources = keep.iter().map(|&r| state.sources[r].clone()).collect();
         state.rows = keep.len();
+        // The caches moved (and the rows may have): a recorded step no longer fits.
+        state.recording = None;
+        state.steps_since_change = 0;
         Ok(())
     }
 
     /// One decode step: `tokens` holds one token per row; afterwards the state holds each row's
     /// next-token logits ([`DeviceModel::logits`], [`DeviceModel::argmax`]).
+    ///
+    /// The position and the tokens are written to the device first, and the step's launches
+    /// read them there: a backend that records launches (CUDA graphs) records the second step
+    /// after the rows last changed and replays it from then on, one launch per step.
     pub fn step(&self, state: &mut DeviceState<B>, tokens: &[u32]) -> Result<()> {
         if tokens.len() != state.rows {
             return Err(ModelError::InvalidArgument(format!("step: {} tokens for {} rows", tokens.len(), state.rows)));
@@ -503,24 +548,45 @@ impl<B: Backend> DeviceModel<B> {
             return Err(ModelError::InvalidArgument(format!("step: the state has room for {} tokens", state.cap)));
         }
         self.check_ids(tokens)?;
+        state.inputs_host.clear();
+        state.inputs_host.push(encode_index(state.len));
+        state.inputs_host.extend(tokens.iter().map(|&t| encode_index(t as usize)));
+        self.backend.write(&mut state.inputs, &state.inputs_host)?;
+        let replayed = match &state.recording {
+            Some(r) => self.backend.replay(r)?,
+            None => false,
+        };
+        if !replayed {
+            if state.steps_since_change > 0 {
+                let recording = self.backend.record(&mut || self.step_launches(state))?;
+                state.recording = recording;
+            } else {
+                self.step_launches(state)?;
+            }
+        }
+        state.steps_since_change += 1;
+        state.len += 1;
+        Ok(())
+    }
+
+    /// A decode step's launches, reading the position and the tokens from `state.inputs`.
+    fn step_launches(&self, state: &mut DeviceState<B>) -> Result<()> {
         let c = &self.config;
         let (b, rows, d, inner) = (&self.backend, state.rows, c.d_model, c.inner_dim());
-        let (heads, d_kv, eps, pos, cap) = (c.num_heads, c.d_kv, c.layer_norm_epsilon, state.len, state.cap);
+        let (heads, d_kv, eps, cap) = (c.num_heads, c.d_kv, c.layer_norm_epsilon, state.cap);
         let w = &mut state.work;
-        b.embedding(&self.embed, d, tokens, &mut w.h)?;
+        let pos = (&state.inputs, 0);
+        b.embedding_coded(&self.embed, d, (&state.inputs, 1), rows, &mut w.h)?;
         // Each residual add runs with the norm after it (`add_rms_norm`): `normed` holds the
         // next block's input.
         let first_norm = self.dec.first().map_or(&self.dec_final, |l| &l.self_norm);
         b.rms_norm(&w.h, first_norm, eps, rows, d, &mut w.normed)?;
         for (l, layer) in self.dec.iter().enumerate() {
-            // Once per step, or per layer and step for umT5's tables.
-            if self.dec_bias.layer_vectors_into(l, -(pos as i64), 0, &mut state.bias_host) {
-                w.bias = b.upload(state.bias_host.view().values)?;
-            }
-            let bias_view = state.bias_host.view();
+            let bias = &state.bias[if state.bias.len() == 1 { 0 } else { l }];
             b.linear(&w.normed, rows, &layer.qkv.w, &mut w.qkv)?;
             b.kv_append(&w.qkv, rows, heads, d_kv, &mut state.k[l], &mut state.v[l], cap, pos)?;
-            // Every row's query against its own cache, in one call.
+            // Every row's query against its own cache, in one call; the position on the device
+            // (the keys after it are hidden by causality).
             let a = DeviceAttention {
                 q: (&w.qkv, 0),
                 k: (&state.k[l], 0),
@@ -528,13 +594,14 @@ impl<B: Backend> DeviceModel<B> {
                 heads,
                 d_kv,
                 q_len: 1,
-                kv_len: pos + 1,
+                kv_len: cap,
                 q_row_stride: 3 * inner,
                 kv_head_stride: cap * d_kv,
                 kv_row_stride: d_kv,
-                q_pos0: pos,
+                q_pos0: 0,
                 causal: true,
-                bias: Some((&w.bias, bias_view.head_stride, bias_view.offset)),
+                q_pos_at: Some(pos),
+                bias: Some((bias, state.bias_head_stride, cap - 1)),
                 mask: None,
                 batch: rows,
                 q_batch_stride: 3 * inner,
@@ -563,6 +630,7 @@ impl<B: Backend> DeviceModel<B> {
                     kv_row_stride: inner,
                     q_pos0: 0,
                     causal: false,
+                    q_pos_at: None,
                     bias: None,
                     mask: None,
                     batch: run,
@@ -581,9 +649,7 @@ impl<B: Backend> DeviceModel<B> {
         if c.scale_decoder_outputs {
             b.scale(&mut w.normed, rows * d, tied_scale(d))?;
         }
-        b.linear(&w.normed, rows, &self.lm_head.w, &mut state.logits)?;
-        state.len += 1;
-        Ok(())
+        b.linear(&w.normed, rows, &self.lm_head.w, &mut state.logits)
     }
 
     /// The last step's logits, `[rows, vocab]`, on the host.

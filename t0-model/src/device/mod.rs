@@ -209,8 +209,8 @@ pub trait Backend: Send + Sync {
     /// `heads·d_kv` wide) at the position `pos` holds (an f32-coded integer written
     /// by [`Backend::write`] before a decode step, so that a recorded step replays at later
     /// positions) of caches laid out `[rows, heads, cap, d_kv]`. A position outside the cache
-    /// writes nothing (a device cannot report it; the model checks positions before it writes
-    /// them).
+    /// is an error where the backend can see it (the host) and writes nothing where it cannot
+    /// (a GPU kernel); the model checks positions before it writes them.
     #[allow(clippy::too_many_arguments)]
     fn kv_append(
         &self,

@@ -7,6 +7,8 @@
 //! - The bf16 tensor-core GEMM (`m` = 64, 512; the encoder and prompts): **flops**.
 //! - Decode attention (batch 8, 32 heads × 64, one query against 64 / 512 cached keys): bytes of
 //!   keys and values read.
+//! - Row summaries of 8 rows of T0's 32128 logits (k = 1, 9, 51), summaries brought back: bytes
+//!   of logits.
 //!
 //! Every iteration waits for the device (`synchronize`), so launch latency is in the figure. At
 //! the end a table gives each bench's rate and its share of the memory's peak bandwidth (clock ×
@@ -179,6 +181,24 @@ fn kernels(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(format!("kv{kv_len}")), |b| b.iter(&mut call));
         let id = format!("attention/decode_b8_h32x64/kv{kv_len}");
         rates.push(Rate { id, per_s: bytes as f64 / seconds_per_call(&mut call), bytes: true });
+    }
+    group.finish();
+
+    // Row summaries of a step's logits (T0's vocabulary): greedy (k = 1), beam search with 4
+    // beams (k = 9), top-50 sampling (k = 51); bytes of logits read (k passes, from L2 after the
+    // first), with the download of the summaries.
+    let (rows, vocab) = (8, 32128);
+    let logits = gpu.upload(&common::rand_vec(rows * vocab, 9)).unwrap();
+    let mut group = c.benchmark_group("cuda/row_summary/b8_v32128");
+    group.throughput(Throughput::Bytes((rows * vocab * 4) as u64));
+    for k in [1, 9, 51] {
+        let lv = logits.as_view();
+        let mut call = || {
+            gpu.row_summaries(&lv, rows, vocab, k, &[]).unwrap();
+        };
+        group.bench_function(BenchmarkId::from_parameter(format!("k{k}")), |b| b.iter(&mut call));
+        let id = format!("row_summary/b8_v32128/k{k}");
+        rates.push(Rate { id, per_s: (rows * vocab * 4) as f64 / seconds_per_call(&mut call), bytes: true });
     }
     group.finish();
 

@@ -519,10 +519,14 @@ impl<B: Backend> DeviceModel<B> {
                 state.room = room;
             }
         }
-        let idx: Vec<u32> = keep.iter().map(|&r| r as u32).collect();
+        // The rows' order goes to the device once (into the step inputs' buffer, rewritten
+        // before the next step), and every layer's gathers read it there: a row gather is an
+        // embedding lookup with the cache as the table.
+        let order: Vec<f32> = keep.iter().map(|&r| encode_index(r)).collect();
+        b.write(&mut state.inputs, &order)?;
         for ((k, v), (k2, v2)) in state.k.iter_mut().zip(&mut state.v).zip(&mut state.spare) {
-            b.gather_rows(k, block, &idx, k2)?;
-            b.gather_rows(v, block, &idx, v2)?;
+            b.embedding_coded(k, block, (&state.inputs, 0), keep.len(), k2)?;
+            b.embedding_coded(v, block, (&state.inputs, 0), keep.len(), v2)?;
             std::mem::swap(k, k2);
             std::mem::swap(v, v2);
         }

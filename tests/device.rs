@@ -205,6 +205,21 @@ fn selected_rows_keep_their_caches() {
     // And down to one row.
     dev.select_rows(&mut state, &[2]).unwrap();
     assert_eq!(state.rows(), 1);
+    // One row to four (more than a one-row state has room for), as a first beam step does.
+    let a = Arc::new(dev.encode(&[37, 8, 5, 1]).unwrap());
+    let (mut state, mut plain) = (dev.start(vec![a.clone()], 4).unwrap(), dev.start(vec![a], 4).unwrap());
+    for t in [0, 7, 4] {
+        dev.step(&mut state, &[t]).unwrap();
+        dev.step(&mut plain, &[t]).unwrap();
+    }
+    dev.select_rows(&mut state, &[0, 0, 0, 0]).unwrap();
+    dev.step(&mut state, &[9, 9, 9, 9]).unwrap();
+    let got = dev.logits(&state).unwrap();
+    dev.step(&mut plain, &[9]).unwrap();
+    let row0 = dev.logits(&plain).unwrap();
+    for r in 0..4 {
+        assert_close(&got[r * vocab..(r + 1) * vocab], &row0, 1e-5, &format!("row {r} of four"));
+    }
 }
 
 /// Copies the model in `src` to `dst` with `edit(name, values)` applied to each (f32) tensor.
@@ -549,6 +564,45 @@ fn a_decode_step_replays_as_recorded() {
             assert!(!r.iter().any(|c| c.starts_with("VIOLATION")), "{name}: {r:?}");
         }
     }
+}
+
+/// Beam search's steps replay too: rows of one input, reordered between steps
+/// (`select_rows`), are gathered inside the next step, reading their order on the device; the
+/// caches and the gathered copies trade places each time, so the steps alternate between two
+/// recordings. The logits equal the CPU model's with the same reorders.
+#[test]
+fn selected_rows_are_gathered_inside_a_replayable_step() {
+    let model = T5Model::from_dir(&fixtures().join("models").join("t0-tiny")).unwrap();
+    let vocab = model.config().vocab_size;
+    let rec = DeviceModel::new(&model, Watched::recording(), DeviceDType::F32).unwrap();
+    let input: &[u32] = &[27, 7, 48, 1];
+    let enc = Arc::new(rec.encode(input).unwrap());
+    let mut dev_state = rec.start(vec![enc.clone(), enc.clone(), enc], 8).unwrap();
+    let cross = model.cross_cache(&model.encode(&[input]).unwrap());
+    let mut cpu_state = model.decoder_state(cross, vec![0, 0, 0]).unwrap();
+    let steps: [([u32; 3], [usize; 3]); 6] = [
+        ([0, 0, 0], [0, 0, 1]),
+        ([7, 9, 4], [2, 0, 1]),
+        ([4, 11, 3], [1, 1, 0]),
+        ([12, 3, 3], [0, 2, 2]),
+        ([5, 5, 8], [2, 1, 0]),
+        ([6, 1, 2], [0, 1, 2]),
+    ];
+    for (i, (tokens, keep)) in steps.iter().enumerate() {
+        rec.step(&mut dev_state, tokens).unwrap();
+        let want = model.decode_step(&mut cpu_state, tokens, 1).unwrap()[..3 * vocab].to_vec();
+        assert_close(&rec.logits(&dev_state).unwrap(), &want, 1e-4, &format!("step {i}"));
+        rec.select_rows(&mut dev_state, keep).unwrap();
+        cpu_state.select_rows(keep).unwrap();
+    }
+    let r = rec.backend().recordings.lock().unwrap().clone();
+    // Steps 1–5 recorded (the first ran as it is), each gathering first.
+    assert_eq!(r.len(), 5);
+    assert!(r[0].iter().filter(|c| c.starts_with("embedding")).count() > 2, "the gathers are in the step");
+    assert_eq!((&r[0], &r[1]), (&r[2], &r[3]), "two recordings, alternating");
+    assert_eq!(r[0], r[4]);
+    assert_ne!(r[0], r[1], "the caches and their copies trade places");
+    assert!(r.iter().flatten().all(|c| !c.starts_with("VIOLATION")), "{r:?}");
 }
 
 /// f16 weights keep T5's activations in f32. The tiny T0-shaped model, its weights rounded to

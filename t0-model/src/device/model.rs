@@ -186,16 +186,23 @@ pub struct DeviceState<B: Backend> {
     cap: usize,
     k: Vec<B::Buf>,
     v: Vec<B::Buf>,
-    /// Per layer, the buffers [`DeviceModel::select_rows`] gathers the keys and values into
-    /// (then swaps with `k`/`v`); allocated on the first call.
+    /// Per layer, the buffers the keys and values are gathered into when rows are selected
+    /// (then swapped with `k`/`v`); allocated by the first [`DeviceModel::select_rows`].
     spare: Vec<(B::Buf, B::Buf)>,
+    /// Rows selected but not gathered yet: the next step gathers row `order[i]` of the caches
+    /// into row `i` first, inside its launches (so that beam search's steps replay too).
+    pending: Option<Vec<u32>>,
+    /// Whether `k`/`v` and `spare` have traded places an odd number of times (which buffers a
+    /// recording read).
+    swapped: bool,
     sources: Vec<Arc<DeviceEncoded<B>>>,
     work: Work<B>,
     logits: B::Buf,
     /// The last step's logits on the host, for generation ([`DeviceModel::generate`]).
     host_logits: Vec<f32>,
-    /// What changes from one step to the next, written before each step: the position, then
-    /// one token per row (f32-coded), so that a recorded step replays as it is.
+    /// What changes from one step to the next, written before each step: the position, one
+    /// token per row, and the rows' order when they were selected (f32-coded), so that a
+    /// recorded step replays as it is.
     inputs: B::Buf,
     inputs_host: Vec<f32>,
     /// The self-attention bias for every distance a query can see, `−(cap − 1)..=0` (one
@@ -203,8 +210,10 @@ pub struct DeviceState<B: Backend> {
     /// moves the read, not the values.
     bias: Vec<B::Buf>,
     bias_head_stride: usize,
-    /// The step recorded for replay ([`Backend::record`]), while the rows and their buffers stay.
-    recording: Option<B::Recording>,
+    /// Steps recorded for replay ([`Backend::record`]) while the rows keep their inputs and
+    /// the buffers stay, by [`step_kind`]: which cache buffers the step reads, and whether it
+    /// gathers selected rows first.
+    recordings: [Option<B::Recording>; 4],
     /// Steps run since the rows last changed (a step is recorded only after one has run as it
     /// is, so that it allocates nothing while it is recorded).
     steps_since_change: usize,
@@ -229,6 +238,12 @@ impl<B: Backend> DeviceState<B> {
 
 /// Positions and token ids travel to the device as f32 (exact below 2²⁴).
 const INDEX_LIMIT: usize = 1 << 24;
+
+/// Which recorded step (of [`DeviceState::recordings`]) a step is: the cache buffers it reads
+/// (`swapped`) and whether it gathers selected rows first.
+fn step_kind(swapped: bool, gathers: bool) -> usize {
+    2 * usize::from(swapped) + usize::from(gathers)
+}
 
 /// The T5 scale of the tied head's input, `d_model^-0.5` (as the CPU model computes it).
 fn tied_scale(d: usize) -> f32 {
@@ -478,17 +493,20 @@ impl<B: Backend> DeviceModel<B> {
             work: self.work(rows)?,
             logits: self.backend.zeros(rows * c.vocab_size)?,
             host_logits: Vec::new(),
-            inputs: self.backend.zeros(1 + rows)?,
-            inputs_host: Vec::with_capacity(1 + rows),
+            pending: None,
+            swapped: false,
+            inputs: self.backend.zeros(1 + 2 * rows)?,
+            inputs_host: Vec::with_capacity(1 + 2 * rows),
             bias,
             bias_head_stride: vectors.view().head_stride,
-            recording: None,
+            recordings: Default::default(),
             steps_since_change: 0,
         })
     }
 
     /// Keeps rows `keep` of the state, in that order (a row may appear more than once, as beam
-    /// search's parents do): the keys and values are gathered on the device.
+    /// search's parents do). The keys and values are gathered on the device by the next step,
+    /// before it runs (or now, when the rows outgrow the state's room).
     pub fn select_rows(&self, state: &mut DeviceState<B>, keep: &[usize]) -> Result<()> {
         if let Some(&bad) = keep.iter().find(|&&r| r >= state.rows) {
             return Err(ModelError::InvalidArgument(format!(
@@ -499,42 +517,49 @@ impl<B: Backend> DeviceModel<B> {
         let c = &self.config;
         let block = c.num_heads * state.cap * c.d_kv;
         let b = &self.backend;
-        if keep.len() > state.room || state.spare.is_empty() {
-            let room = keep.len().max(state.room);
-            state.spare = (0..self.dec.len())
-                .map(|_| Ok((b.zeros(room * block)?, b.zeros(room * block)?)))
-                .collect::<Result<_>>()?;
-            if room > state.room {
-                state.work = self.work(room)?;
-                state.logits = b.zeros(room * c.vocab_size)?;
-                state.inputs = b.zeros(1 + room)?;
-                // The caches become the spare buffers after the first gather: make them as large.
-                for (k, v) in state.k.iter_mut().zip(&mut state.v) {
-                    let (mut k2, mut v2) = (b.zeros(room * block)?, b.zeros(room * block)?);
-                    let all: Vec<u32> = (0..state.rows as u32).collect();
-                    b.gather_rows(k, block, &all, &mut k2)?;
-                    b.gather_rows(v, block, &all, &mut v2)?;
-                    (*k, *v) = (k2, v2);
-                }
-                state.room = room;
+        let sources: Vec<_> = keep.iter().map(|&r| state.sources[r].clone()).collect();
+        let same_inputs =
+            keep.len() == state.rows && sources.iter().zip(&state.sources).all(|(a, b)| Arc::ptr_eq(a, b));
+        // Row i of the caches to be: a row of the caches as they are (after any order not
+        // gathered yet).
+        let order: Vec<u32> = match &state.pending {
+            Some(p) => keep.iter().map(|&r| p[r]).collect(),
+            None => keep.iter().map(|&r| r as u32).collect(),
+        };
+        if keep.len() > state.room {
+            // More rows than the buffers hold: gather into larger ones now.
+            let room = keep.len();
+            let fresh = || -> Result<Vec<(B::Buf, B::Buf)>> {
+                (0..self.dec.len()).map(|_| Ok((b.zeros(room * block)?, b.zeros(room * block)?))).collect()
+            };
+            let mut caches = fresh()?;
+            state.inputs = b.zeros(1 + 2 * room)?;
+            b.write(&mut state.inputs, &order.iter().map(|&r| encode_index(r as usize)).collect::<Vec<_>>())?;
+            for ((k, v), (k2, v2)) in state.k.iter().zip(&state.v).zip(&mut caches) {
+                b.embedding_coded(k, block, (&state.inputs, 0), order.len(), k2)?;
+                b.embedding_coded(v, block, (&state.inputs, 0), order.len(), v2)?;
             }
+            (state.k, state.v) = caches.into_iter().unzip();
+            state.spare = fresh()?;
+            state.work = self.work(room)?;
+            state.logits = b.zeros(room * c.vocab_size)?;
+            state.room = room;
+            state.pending = None;
+        } else {
+            if state.spare.is_empty() {
+                state.spare = (0..self.dec.len())
+                    .map(|_| Ok((b.zeros(state.room * block)?, b.zeros(state.room * block)?)))
+                    .collect::<Result<_>>()?;
+            }
+            state.pending = Some(order);
         }
-        // The rows' order goes to the device once (into the step inputs' buffer, rewritten
-        // before the next step), and every layer's gathers read it there: a row gather is an
-        // embedding lookup with the cache as the table.
-        let order: Vec<f32> = keep.iter().map(|&r| encode_index(r)).collect();
-        b.write(&mut state.inputs, &order)?;
-        for ((k, v), (k2, v2)) in state.k.iter_mut().zip(&mut state.v).zip(&mut state.spare) {
-            b.embedding_coded(k, block, (&state.inputs, 0), keep.len(), k2)?;
-            b.embedding_coded(v, block, (&state.inputs, 0), keep.len(), v2)?;
-            std::mem::swap(k, k2);
-            std::mem::swap(v, v2);
+        if !same_inputs || state.pending.is_none() {
+            // Other rows, or other buffers: the recorded steps no longer fit.
+            state.recordings = Default::default();
+            state.steps_since_change = 0;
         }
-        state.sources = keep.iter().map(|&r| state.sources[r].clone()).collect();
+        state.sources = sources;
         state.rows = keep.len();
-        // The caches moved (and the rows may have): a recorded step no longer fits.
-        state.recording = None;
-        state.steps_since_change = 0;
         Ok(())
     }
 
@@ -552,34 +577,54 @@ impl<B: Backend> DeviceModel<B> {
             return Err(ModelError::InvalidArgument(format!("step: the state has room for {} tokens", state.cap)));
         }
         self.check_ids(tokens)?;
+        let gather = state.pending.take();
         state.inputs_host.clear();
         state.inputs_host.push(encode_index(state.len));
         state.inputs_host.extend(tokens.iter().map(|&t| encode_index(t as usize)));
+        state.inputs_host.extend(gather.iter().flatten().map(|&r| encode_index(r as usize)));
         self.backend.write(&mut state.inputs, &state.inputs_host)?;
-        let replayed = match &state.recording {
+        let (gathers, kind) = (gather.is_some(), step_kind(state.swapped, gather.is_some()));
+        let replayed = match &state.recordings[kind] {
             Some(r) => self.backend.replay(r)?,
             None => false,
         };
         if !replayed {
             if state.steps_since_change > 0 {
-                let recording = self.backend.record(&mut || self.step_launches(state))?;
-                state.recording = recording;
+                let recording = self.backend.record(&mut || self.step_launches(state, gathers))?;
+                state.recordings[kind] = recording;
             } else {
-                self.step_launches(state)?;
+                self.step_launches(state, gathers)?;
             }
+        }
+        if gathers {
+            // The gathered caches (in `spare`) are the caches from now on.
+            for ((k, v), (k2, v2)) in state.k.iter_mut().zip(&mut state.v).zip(&mut state.spare) {
+                std::mem::swap(k, k2);
+                std::mem::swap(v, v2);
+            }
+            state.swapped = !state.swapped;
         }
         state.steps_since_change += 1;
         state.len += 1;
         Ok(())
     }
 
-    /// A decode step's launches, reading the position and the tokens from `state.inputs`.
-    fn step_launches(&self, state: &mut DeviceState<B>) -> Result<()> {
+    /// A decode step's launches, reading the position and the tokens from `state.inputs`;
+    /// with `gathers`, first the selected rows' keys and values into `state.spare` (their order
+    /// after the tokens in `state.inputs`), which the step then reads and appends to.
+    fn step_launches(&self, state: &mut DeviceState<B>, gathers: bool) -> Result<()> {
         let c = &self.config;
         let (b, rows, d, inner) = (&self.backend, state.rows, c.d_model, c.inner_dim());
         let (heads, d_kv, eps, cap) = (c.num_heads, c.d_kv, c.layer_norm_epsilon, state.cap);
         let w = &mut state.work;
         let pos = (&state.inputs, 0);
+        if gathers {
+            let (block, order) = (heads * cap * d_kv, (&state.inputs, 1 + rows));
+            for ((k, v), (k2, v2)) in state.k.iter().zip(&state.v).zip(&mut state.spare) {
+                b.embedding_coded(k, block, order, rows, k2)?;
+                b.embedding_coded(v, block, order, rows, v2)?;
+            }
+        }
         b.embedding_coded(&self.embed, d, (&state.inputs, 1), rows, &mut w.h)?;
         // Each residual add runs with the norm after it (`add_rms_norm`): `normed` holds the
         // next block's input.
@@ -587,14 +632,21 @@ impl<B: Backend> DeviceModel<B> {
         b.rms_norm(&w.h, first_norm, eps, rows, d, &mut w.normed)?;
         for (l, layer) in self.dec.iter().enumerate() {
             let bias = &state.bias[if state.bias.len() == 1 { 0 } else { l }];
+            let (kc, vc) = match gathers {
+                true => {
+                    let (k2, v2) = &mut state.spare[l];
+                    (k2, v2)
+                }
+                false => (&mut state.k[l], &mut state.v[l]),
+            };
             b.linear(&w.normed, rows, &layer.qkv.w, &mut w.qkv)?;
-            b.kv_append(&w.qkv, rows, heads, d_kv, &mut state.k[l], &mut state.v[l], cap, pos)?;
+            b.kv_append(&w.qkv, rows, heads, d_kv, kc, vc, cap, pos)?;
             // Every row's query against its own cache, in one call; the position on the device
             // (the keys after it are hidden by causality).
             let a = DeviceAttention {
                 q: (&w.qkv, 0),
-                k: (&state.k[l], 0),
-                v: (&state.v[l], 0),
+                k: (kc, 0),
+                v: (vc, 0),
                 heads,
                 d_kv,
                 q_len: 1,

@@ -22,6 +22,30 @@ extern "C" __global__ void softmax_rows(float* __restrict__ x, int cols) {
     for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] *= inv;
 }
 
+// The block's best (value, index) pair, the larger value first and the lower index on ties,
+// from each thread's candidate (bv, bi); every thread gets it back in (bv, bi). best_v and
+// best_i are blockDim.x (at most 256) entries of shared memory.
+__device__ __forceinline__ void block_argmax(float& bv, int& bi, float* best_v, int* best_i) {
+    best_v[threadIdx.x] = bv;
+    best_i[threadIdx.x] = bi;
+    __syncthreads();
+    for (int h = blockDim.x >> 1; h > 0; h >>= 1) {
+        if (threadIdx.x < h) {
+            const float v = best_v[threadIdx.x + h];
+            const int i = best_i[threadIdx.x + h];
+            if (v > best_v[threadIdx.x] || (v == best_v[threadIdx.x] && i < best_i[threadIdx.x])) {
+                best_v[threadIdx.x] = v;
+                best_i[threadIdx.x] = i;
+            }
+        }
+        __syncthreads();
+    }
+    bv = best_v[0];
+    bi = best_i[0];
+    // Every thread has read the result before the arrays are written again.
+    __syncthreads();
+}
+
 // Greedy decoding on device: the index of each row's largest value (the first on ties, NaN
 // never wins). One block per row, 256 threads.
 extern "C" __global__ void argmax_rows(const float* __restrict__ x, int cols, int* __restrict__ out) {
@@ -34,21 +58,8 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ x, int cols, in
         const float v = xr[c];
         if (v > bv || (v == bv && c < bi)) { bv = v; bi = c; }
     }
-    best_v[threadIdx.x] = bv;
-    best_i[threadIdx.x] = bi;
-    __syncthreads();
-    for (int s = blockDim.x >> 1; s > 0; s >>= 1) {
-        if (threadIdx.x < s) {
-            const float v = best_v[threadIdx.x + s];
-            const int i = best_i[threadIdx.x + s];
-            if (v > best_v[threadIdx.x] || (v == best_v[threadIdx.x] && i < best_i[threadIdx.x])) {
-                best_v[threadIdx.x] = v;
-                best_i[threadIdx.x] = i;
-            }
-        }
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) out[blockIdx.x] = best_i[0] == 0x7fffffff ? 0 : best_i[0];
+    block_argmax(bv, bi, best_v, best_i);
+    if (threadIdx.x == 0) out[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
 }
 
 // What decoding needs from each row of logits without the row itself (see row_summary.rs):
@@ -89,27 +100,12 @@ extern "C" __global__ void row_summary(const float* __restrict__ x, int cols, in
             const bool after = v < pv || (v == pv && c > pi);
             if (after && (v > bv || (v == bv && c < bi))) { bv = v; bi = c; }
         }
-        best_v[threadIdx.x] = bv;
-        best_i[threadIdx.x] = bi;
-        __syncthreads();
-        for (int h = blockDim.x >> 1; h > 0; h >>= 1) {
-            if (threadIdx.x < h) {
-                const float v = best_v[threadIdx.x + h];
-                const int i = best_i[threadIdx.x + h];
-                if (v > best_v[threadIdx.x] || (v == best_v[threadIdx.x] && i < best_i[threadIdx.x])) {
-                    best_v[threadIdx.x] = v;
-                    best_i[threadIdx.x] = i;
-                }
-            }
-            __syncthreads();
-        }
-        pv = best_v[0];
-        pi = best_i[0];
+        block_argmax(bv, bi, best_v, best_i);
+        pv = bv;
+        pi = bi;
         if (threadIdx.x == 0) {
             o[2 + r] = pv;
             o[2 + k + r] = __int_as_float(pi == 0x7fffffff ? -1 : pi);
         }
-        // Every thread has read the pick before the next round overwrites the arrays.
-        __syncthreads();
     }
 }

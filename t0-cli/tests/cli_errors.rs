@@ -759,6 +759,7 @@ fn bench_devices() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["decode_ms_per_step"].as_f64().unwrap() > 0.0 && v["step_weight_bytes"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(v["replayed_steps"].as_u64(), Some(0), "the host backend records no steps: {out}");
     // Without a GPU (or without the feature) `cuda` is an error that says why, not a crash.
     let (code, _, err) = t0(&["bench", "--model", m, "--device", "cuda:0", "--new-tokens", "2"]);
     assert!(code == 0 || (code == 1 && err.contains("CUDA")), "exit {code}: {err}");

@@ -119,6 +119,7 @@ fn run_device(a: Args) -> Result<()> {
                 "decode_ms_median": median_ms,
                 "decode_ms_min": r.step_ms[0],
                 "tokens_per_s": r.tokens_per_s,
+                "replayed_steps": r.replayed_steps,
                 "step_weight_bytes": r.step_weight_bytes,
                 "decode_gb_per_s": gbs,
                 "peak_bandwidth_gb_per_s": r.peak_bandwidth_gbs,
@@ -131,8 +132,8 @@ fn run_device(a: Args) -> Result<()> {
         println!("load             {load_s:.2} s (+ {:.2} s upload)", r.upload_s);
         println!("encoder          {:.1} ms ({} x {} tokens)", r.encoder_ms, a.batch, a.input_tokens);
         println!(
-            "decode           {:.2} ms/step (batch {}; median {median_ms:.2}, min {:.2})",
-            r.decode_ms_per_step, a.batch, r.step_ms[0]
+            "decode           {:.2} ms/step (batch {}; median {median_ms:.2}, min {:.2}; {} of {} steps replayed)",
+            r.decode_ms_per_step, a.batch, r.step_ms[0], r.replayed_steps, a.new_tokens
         );
         println!("throughput       {:.1} tokens/s", r.tokens_per_s);
         match (r.peak_bandwidth_gbs, share) {

@@ -100,6 +100,8 @@ pub struct DeviceBench {
     pub upload_s: f64,
     pub encoder_ms: f64,
     pub step_ms: Vec<f64>,
+    /// Decode steps that ran as a replay of a recorded step (a CUDA graph).
+    pub replayed_steps: usize,
     pub decode_ms_per_step: f64,
     pub tokens_per_s: f64,
     pub step_weight_bytes: usize,
@@ -188,6 +190,7 @@ impl DeviceJob for Bench<'_> {
             }
         }
         let decode_s = t.elapsed().as_secs_f64();
+        let replayed_steps = state.replayed_steps();
         step_ms.sort_by(f64::total_cmp);
         Ok(DeviceBench {
             backend: dev.backend().name(),
@@ -196,6 +199,7 @@ impl DeviceJob for Bench<'_> {
             decode_ms_per_step: decode_s * 1e3 / new_tokens as f64,
             tokens_per_s: (inputs.len() * new_tokens) as f64 / decode_s,
             step_ms,
+            replayed_steps,
             step_weight_bytes: dev.step_weight_bytes(),
             peak_bandwidth_gbs: dev.backend().peak_bandwidth_gbs(),
         })

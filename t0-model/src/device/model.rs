@@ -214,6 +214,8 @@ pub struct DeviceState<B: Backend> {
     /// the buffers stay, by [`step_kind`]: which cache buffers the step reads, and whether it
     /// gathers selected rows first.
     recordings: [Option<B::Recording>; 4],
+    /// Steps that ran as a replay of a recorded one.
+    replays: usize,
     /// Steps run since the rows last changed (a step is recorded only after one has run as it
     /// is, so that it allocates nothing while it is recorded).
     steps_since_change: usize,
@@ -233,6 +235,11 @@ impl<B: Backend> DeviceState<B> {
     /// Rows decoded together.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Steps that ran as one replay of a recorded step (a CUDA graph), not launch by launch.
+    pub fn replayed_steps(&self) -> usize {
+        self.replays
     }
 }
 
@@ -500,6 +507,7 @@ impl<B: Backend> DeviceModel<B> {
             bias,
             bias_head_stride: vectors.view().head_stride,
             recordings: Default::default(),
+            replays: 0,
             steps_since_change: 0,
         })
     }
@@ -588,6 +596,7 @@ impl<B: Backend> DeviceModel<B> {
             Some(r) => self.backend.replay(r)?,
             None => false,
         };
+        state.replays += usize::from(replayed);
         if !replayed {
             if state.steps_since_change > 0 {
                 let recording = self.backend.record(&mut || self.step_launches(state, gathers))?;

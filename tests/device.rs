@@ -476,7 +476,9 @@ fn summaries_by_download<B: Backend>(
 
 /// Generation and rank classification on a device bring back each step's row summaries
 /// (log-sum-exp, top entries, the target's logit), not its logits, while no logits processor
-/// is at work; with one at work (a repetition penalty, an n-gram ban), whole rows. Either way,
+/// is at work, and in beam search also while none can raise a score (an n-gram ban, a
+/// repetition penalty above 1, a minimum length); otherwise (greedy search with a penalty, beam
+/// search with a penalty below 1), whole rows. Either way,
 /// with the backend's own summaries or with rows brought back and summarised on the host: the
 /// same ids as the CPU model, log-probs and scores within 1e-4.
 #[test]
@@ -495,7 +497,13 @@ fn device_decoding_brings_back_summaries_not_logits() {
             false,
         ),
         ("penalty", GenerationConfig { repetition_penalty: 1.3, ..greedy.clone() }, true),
-        ("beam n-gram", GenerationConfig { no_repeat_ngram_size: 2, ..beam }, true),
+        ("beam n-gram", GenerationConfig { no_repeat_ngram_size: 2, ..beam.clone() }, false),
+        (
+            "beam penalty, min length",
+            GenerationConfig { repetition_penalty: 1.3, min_new_tokens: 3, ..beam.clone() },
+            false,
+        ),
+        ("beam penalty below 1", GenerationConfig { repetition_penalty: 0.8, ..beam }, true),
     ];
     for own in [true, false] {
         let dev = DeviceModel::new(&model, Watched::new(own), DeviceDType::F32).unwrap();

@@ -5,7 +5,7 @@
 
 use crate::decoding::Decoding;
 use crate::generate::Generated;
-use crate::logits_process::{idle, process};
+use crate::logits_process::{never_raises, process, RowProcess};
 use crate::pick::{self, Candidate};
 use crate::{EarlyStopping, GenerationConfig, Result};
 
@@ -172,16 +172,27 @@ pub(crate) fn beam_search<D: Decoding>(
             alive.iter().flat_map(|&i| beams[i].running.iter().map(|h| *h.seq.last().unwrap_or(&0))).collect();
         d.step(&mut state, &next)?;
         // Where the logits stay on a device, each row's top entries and log-sum-exp suffice
-        // while no processor is at work (`pick`); otherwise, the whole rows.
-        let idle_now = alive.iter().all(|&i| beams[i].running.iter().all(|h| idle(&h.seq, cfg)));
-        let summarised = match idle_now {
-            true => d.summaries(&state, pick::beam_k(nb), &[])?,
+        // (`pick`), the processors applied to those entries, as long as none can raise a score;
+        // otherwise, or when a summary falls short, the whole rows.
+        let procs: Vec<Vec<RowProcess<'_>>> = alive
+            .iter()
+            .map(|&i| beams[i].running.iter().map(|h| RowProcess::new(&h.seq, cfg, eos)).collect())
+            .collect();
+        let touched = procs.iter().flatten().map(RowProcess::touched).max().unwrap_or(0);
+        let k = pick::beam_k(nb, touched);
+        let summarised = match never_raises(cfg) {
+            true => d.summaries(&state, k, &[])?,
             false => None,
         };
         let from_summaries = summarised.and_then(|s| {
-            let groups = alive.iter().zip(s.chunks(nb));
-            groups.map(|(&i, s)| pick::beam_candidates(s, &beams[i].scores(), vocab, nb)).collect::<Option<Vec<_>>>()
+            let groups = alive.iter().zip(s.chunks(nb)).zip(&procs);
+            groups
+                .map(|((&i, s), p)| {
+                    pick::beam_candidates(s, k, &beams[i].scores(), vocab, nb, |b, t, lp| p[b].apply(t, lp))
+                })
+                .collect::<Option<Vec<_>>>()
         });
+        drop(procs);
         let cands = match from_summaries {
             Some(c) => c,
             None => {

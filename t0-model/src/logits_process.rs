@@ -20,17 +20,20 @@ pub fn repetition_penalty(scores: &mut [f32], seq: &[u32], penalty: f32) {
 
 /// HF's `NoRepeatNGramLogitsProcessor`: ban every token that would repeat an `n`-gram of `seq`.
 pub fn no_repeat_ngram(scores: &mut [f32], seq: &[u32], n: usize) {
-    if n == 0 || seq.len() + 1 < n {
-        return;
-    }
-    let prefix = &seq[seq.len() + 1 - n..];
-    for w in seq.windows(n) {
-        if &w[..n - 1] == prefix {
-            if let Some(s) = scores.get_mut(w[n - 1] as usize) {
-                *s = f32::NEG_INFINITY;
-            }
+    for t in ngram_bans(seq, n) {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = f32::NEG_INFINITY;
         }
     }
+}
+
+/// The tokens [`no_repeat_ngram`] bans after `seq` (with repeats).
+fn ngram_bans(seq: &[u32], n: usize) -> impl Iterator<Item = u32> + '_ {
+    let prefix = match n {
+        0 => None,
+        _ => seq.len().checked_sub(n - 1).map(|at| &seq[at..]),
+    };
+    seq.windows(n.max(1)).filter(move |w| prefix.is_some_and(|p| &w[..n - 1] == p)).map(move |w| w[n - 1])
 }
 
 /// HF's `MinNewTokensLengthLogitsProcessor`: no `</s>` before `min_new` tokens.
@@ -105,6 +108,51 @@ pub fn idle(seq: &[u32], cfg: &GenerationConfig) -> bool {
     cfg.repetition_penalty == 1.0 && (n == 0 || seq.len() + 1 < n) && seq.len().saturating_sub(1) >= cfg.min_new_tokens
 }
 
+/// True when no processor of `cfg` can raise a score (a repetition penalty below 1 raises
+/// negative ones): a row's entries outside its top then stay outside it after [`process`].
+pub fn never_raises(cfg: &GenerationConfig) -> bool {
+    cfg.repetition_penalty >= 1.0
+}
+
+/// [`process`] for one row, entry by entry: what the entries of a row summary become (beam
+/// search over summaries, `crate::pick`), each exactly as in the whole processed row.
+pub struct RowProcess<'a> {
+    seq: &'a [u32],
+    penalty: f32,
+    banned: Vec<u32>,
+    eos_banned: Option<u32>,
+}
+
+impl<'a> RowProcess<'a> {
+    /// The processors `cfg` applies to the row whose decoder input is `seq` (start token
+    /// included).
+    pub fn new(seq: &'a [u32], cfg: &GenerationConfig, eos: usize) -> Self {
+        let mut banned: Vec<u32> = ngram_bans(seq, cfg.no_repeat_ngram_size).collect();
+        banned.sort_unstable();
+        banned.dedup();
+        let eos_banned = (seq.len().saturating_sub(1) < cfg.min_new_tokens).then_some(eos as u32);
+        RowProcess { seq, penalty: cfg.repetition_penalty, banned, eos_banned }
+    }
+
+    /// At most how many of the row's entries the processors change.
+    pub fn touched(&self) -> usize {
+        let penalised = if self.penalty == 1.0 { 0 } else { self.seq.len() };
+        penalised + self.banned.len() + usize::from(self.eos_banned.is_some())
+    }
+
+    /// Entry `token` of the processed row, from its score `s` before.
+    pub fn apply(&self, token: u32, s: f32) -> f32 {
+        let mut s = s;
+        if self.penalty != 1.0 && self.seq.contains(&token) {
+            s = if s < 0.0 { s * self.penalty } else { s / self.penalty };
+        }
+        if self.banned.binary_search(&token).is_ok() || self.eos_banned == Some(token) {
+            s = f32::NEG_INFINITY;
+        }
+        s
+    }
+}
+
 /// The sampling warpers, in HF's order: temperature, top-k, top-p.
 pub fn warp(scores: &mut [f32], cfg: &GenerationConfig) {
     temperature(scores, cfg.temperature);
@@ -136,6 +184,31 @@ mod tests {
         let mut s = vec![0.0, 10.0, 0.0];
         top_p(&mut s, 0.5);
         assert_eq!(s, vec![f32::NEG_INFINITY, 10.0, f32::NEG_INFINITY]);
+    }
+
+    /// Entry by entry, the processors give the whole row's values, bit for bit.
+    #[test]
+    fn row_process_is_process_entry_by_entry() {
+        let mut rng = crate::sampling::Rng::new(5);
+        for case in 0..300 {
+            let vocab = 20 + case % 30;
+            let row: Vec<f32> = (0..vocab).map(|_| rng.next_f32() * 8.0 - 6.0).collect();
+            let seq: Vec<u32> = (0..1 + case % 9).map(|_| (rng.next_u64() % 8) as u32).collect();
+            let cfg = GenerationConfig {
+                repetition_penalty: [1.0, 1.3, 2.0][case % 3],
+                no_repeat_ngram_size: [0, 1, 2, 3][case % 4],
+                min_new_tokens: [0, 4][case % 2],
+                ..GenerationConfig::default()
+            };
+            let mut whole = row.clone();
+            process(&mut whole, &seq, &cfg, 3);
+            let one = RowProcess::new(&seq, &cfg, 3);
+            let changed = row.iter().zip(&whole).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert!(changed <= one.touched(), "case {case}: {changed} changed, {} counted", one.touched());
+            for (t, (&x, &w)) in row.iter().zip(&whole).enumerate() {
+                assert_eq!(one.apply(t as u32, x).to_bits(), w.to_bits(), "case {case} token {t}");
+            }
+        }
     }
 
     #[test]

@@ -78,18 +78,27 @@ pub(crate) fn search_pick(
 pub(crate) type Candidate = (usize, f32, f32);
 
 /// Entries per row beam search asks for: one past the `2·num_beams` candidates, to see where
-/// the row's unseen entries could rank.
-pub(crate) fn beam_k(num_beams: usize) -> usize {
-    2 * num_beams + 1
+/// the row's unseen entries could rank, and as many again as the logits processors may push
+/// down (`touched`, the most over the rows).
+pub(crate) fn beam_k(num_beams: usize, touched: usize) -> usize {
+    2 * num_beams + 1 + touched
 }
 
-/// The best `2·nb` candidates over the rows of one input's beams (`sums[b]`, beam scores
-/// `scores[b]`), as HF's top-k over the flattened `[nb, vocab]` scores orders them (larger
-/// first, then the lower flat index), or `None` when an entry the summaries do not hold could
-/// be among them: every row's unseen entries score at most its last summarised entry, so each
-/// such bound must fall strictly below the last candidate taken.
-pub(crate) fn beam_candidates(sums: &[RowSummary], scores: &[f32], vocab: usize, nb: usize) -> Option<Vec<Candidate>> {
-    let k = beam_k(nb);
+/// The best `2·nb` candidates over the rows of one input's beams (`sums[b]`, asked for `k`
+/// entries; beam scores `scores[b]`), as HF's top-k over the flattened `[nb, vocab]` processed
+/// log-probs plus scores orders them (larger first, then the lower flat index), or `None` when
+/// an entry the summaries do not hold could be among them. `process(b, token, lp)` is the
+/// processed log-prob ([`crate::logits_process::RowProcess`]); it must never raise one. So every
+/// row's unseen entries score at most its last summarised entry's log-prob before processing,
+/// and each such bound must fall strictly below the last candidate taken.
+pub(crate) fn beam_candidates(
+    sums: &[RowSummary],
+    k: usize,
+    scores: &[f32],
+    vocab: usize,
+    nb: usize,
+    process: impl Fn(usize, u32, f32) -> f32,
+) -> Option<Vec<Candidate>> {
     let mut all: Vec<Candidate> = Vec::with_capacity(sums.len() * k);
     let mut bounds = Vec::with_capacity(sums.len());
     for (b, (s, &beam)) in sums.iter().zip(scores).enumerate() {
@@ -97,11 +106,11 @@ pub(crate) fn beam_candidates(sums: &[RowSummary], scores: &[f32], vocab: usize,
             return None;
         }
         for &(v, t) in &s.top {
-            let lp = v - s.log_sum_exp;
+            let lp = process(b, t, v - s.log_sum_exp);
             all.push((b * vocab + t as usize, lp + beam, lp));
         }
-        if s.top.len() == k {
-            bounds.push(all[all.len() - 1].1);
+        if let (true, Some(&(v, _))) = (s.top.len() == k, s.top.last()) {
+            bounds.push((v - s.log_sum_exp) + beam);
         }
     }
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -113,7 +122,7 @@ pub(crate) fn beam_candidates(sums: &[RowSummary], scores: &[f32], vocab: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logits_process::warp;
+    use crate::logits_process::{warp, RowProcess};
     use t0_kernels::row_summary::row_summary;
 
     fn log_softmax(x: &mut [f32]) {
@@ -193,14 +202,14 @@ mod tests {
         assert!(!search_usable(&row_summary(&[f32::NEG_INFINITY; 2], 1, None), &cfg, 1));
     }
 
-    /// The whole-row candidates, as beam search computes them from full logits.
-    fn whole_candidates(rows: &[Vec<f32>], scores: &[f32], nb: usize) -> Vec<Candidate> {
+    /// The whole-row candidates, as beam search computes them from full logits: log-softmax,
+    /// the processors, the beam's score.
+    fn whole_candidates(rows: &[Vec<f32>], scores: &[f32], nb: usize, procs: &[RowProcess<'_>]) -> Vec<Candidate> {
         let vocab = rows[0].len();
         let mut all = Vec::new();
         for (b, row) in rows.iter().enumerate() {
-            let mut lp = row.clone();
             let lse = row_summary(row, 0, None).log_sum_exp;
-            lp.iter_mut().for_each(|x| *x -= lse);
+            let lp: Vec<f32> = row.iter().enumerate().map(|(t, &x)| procs[b].apply(t as u32, x - lse)).collect();
             all.extend(lp.iter().enumerate().map(|(t, &l)| (b * vocab + t, l + scores[b], l)));
         }
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -211,7 +220,8 @@ mod tests {
     #[test]
     fn beam_candidates_are_the_whole_rows_or_none() {
         let (mut used, mut refused) = (0, 0);
-        for seed in 0..60u64 {
+        let seqs: Vec<Vec<u32>> = (0..4).map(|b| vec![0, 3 + b, 7, 3 + b, 7, 11]).collect();
+        for seed in 0..240u64 {
             let nb = 1 + seed as usize % 4;
             let rs = rows(seed, nb, 50);
             // Beam scores that bring several rows into play, and the first step's −1e9.
@@ -222,20 +232,34 @@ mod tests {
                     _ => -(b as f32) * 0.25,
                 })
                 .collect();
-            let sums: Vec<RowSummary> = rs.iter().map(|r| row_summary(r, beam_k(nb), None)).collect();
-            match beam_candidates(&sums, &scores, 50, nb) {
+            // No processor, then each of them (a repetition penalty, n-gram bans, no `</s>`).
+            let cfg = GenerationConfig {
+                repetition_penalty: [1.0, 1.5, 1.0, 1.0][(seed / 4) as usize % 4],
+                no_repeat_ngram_size: [0, 0, 2, 0][(seed / 4) as usize % 4],
+                min_new_tokens: [0, 0, 0, 9][(seed / 4) as usize % 4],
+                ..GenerationConfig::default()
+            };
+            let procs: Vec<RowProcess<'_>> = seqs[..nb].iter().map(|s| RowProcess::new(s, &cfg, 7)).collect();
+            let k = beam_k(nb, procs.iter().map(RowProcess::touched).max().unwrap_or(0));
+            let sums: Vec<RowSummary> = rs.iter().map(|r| row_summary(r, k, None)).collect();
+            match beam_candidates(&sums, k, &scores, 50, nb, |b, t, lp| procs[b].apply(t, lp)) {
                 Some(c) => {
                     used += 1;
-                    assert_eq!(c, whole_candidates(&rs, &scores, nb), "seed {seed}");
+                    assert_eq!(c, whole_candidates(&rs, &scores, nb, &procs), "seed {seed}");
                 }
                 None => refused += 1,
             }
         }
         // The coarse rows tie often at the cut: both outcomes occur.
-        assert!(used >= 20 && refused >= 5, "used {used}, refused {refused}");
+        assert!(used >= 80 && refused >= 20, "used {used}, refused {refused}");
         // A row whose every entry ties: the unseen ones could be taken.
         let flat = [vec![0.5f32; 10]];
-        let sums = [row_summary(&flat[0], beam_k(1), None)];
-        assert_eq!(beam_candidates(&sums, &[0.0], 10, 1), None);
+        let k = beam_k(1, 0);
+        let sums = [row_summary(&flat[0], k, None)];
+        assert_eq!(beam_candidates(&sums, k, &[0.0], 10, 1, |_, _, lp| lp), None);
+        // Processors that push the whole summary down: unseen entries could rank first.
+        let row: Vec<f32> = (0..10).map(|t| -(t as f32)).collect();
+        let sums = [row_summary(&row, k, None)];
+        assert_eq!(beam_candidates(&sums, k, &[0.0], 10, 1, |_, _, _| f32::NEG_INFINITY), None);
     }
 }

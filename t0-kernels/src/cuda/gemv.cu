@@ -16,6 +16,9 @@ extern "C" __global__ void gemv_f32(const float* __restrict__ x, int m, const fl
     for (int i = 0; i < GEMV_MAX_M; ++i) acc[i] = 0.0f;
     if ((k & 3) == 0) {
         const float4* w4 = reinterpret_cast<const float4*>(wr);
+        // Unrolled so that each lane has several weight loads in flight: a 2048-row matrix is
+        // only ~16 warps per SM, too few to cover the memory's latency one load at a time.
+#pragma unroll 4
         for (int c = lane; c < (k >> 2); c += 32) {
             const float4 v = w4[c];
             for (int i = 0; i < m; ++i) {
@@ -51,8 +54,13 @@ __device__ __forceinline__ void gemv_16bit(const float* __restrict__ x, int m, c
     float acc[GEMV_MAX_M];
     for (int i = 0; i < GEMV_MAX_M; ++i) acc[i] = 0.0f;
     if ((k & 7) == 0) {
-        // 8 weights (16 bytes) per load.
+        // 8 weights (16 bytes) per load; the activations as two 16-byte loads where x is
+        // aligned to them (the same products, summed in the same order either way).
         const uint4* w8 = reinterpret_cast<const uint4*>(wr);
+        const bool x16 = ((size_t)x & 15) == 0;
+        // Unrolled so that each lane has several weight loads in flight: a 2048-row matrix is
+        // only ~16 warps per SM, too few to cover the memory's latency one load at a time.
+#pragma unroll 4
         for (int c = lane; c < (k >> 3); c += 32) {
             const uint4 v = w8[c];
             const unsigned int words[4] = {v.x, v.y, v.z, v.w};
@@ -63,8 +71,17 @@ __device__ __forceinline__ void gemv_16bit(const float* __restrict__ x, int m, c
             }
             for (int i = 0; i < m; ++i) {
                 const float* a = x + (size_t)i * k + 8 * c;
+                float av[8];
+                if (x16) {
+                    const float4 a0 = reinterpret_cast<const float4*>(a)[0];
+                    const float4 a1 = reinterpret_cast<const float4*>(a)[1];
+                    av[0] = a0.x; av[1] = a0.y; av[2] = a0.z; av[3] = a0.w;
+                    av[4] = a1.x; av[5] = a1.y; av[6] = a1.z; av[7] = a1.w;
+                } else {
+                    for (int t = 0; t < 8; ++t) av[t] = a[t];
+                }
                 float s = 0.0f;
-                for (int t = 0; t < 8; ++t) s += f[t] * a[t];
+                for (int t = 0; t < 8; ++t) s += f[t] * av[t];
                 acc[i] += s;
             }
         }

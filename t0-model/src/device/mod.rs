@@ -26,11 +26,13 @@
 mod cuda;
 mod host;
 mod model;
+mod state;
 
 #[cfg(feature = "cuda")]
 pub use cuda::{CudaBackend, CudaStep, CudaWeight};
 pub use host::{HostBackend, HostWeight};
-pub use model::{DeviceEncoded, DeviceModel, DeviceState};
+pub use model::{DeviceEncoded, DeviceModel};
+pub use state::DeviceState;
 
 use t0_kernels::row_summary::{row_summary, RowSummary};
 use t0_kernels::{Activation, WeightView};

@@ -687,6 +687,47 @@ fn cuda_backend_matches_hf() {
     check_f16_survives_activation_overflow(make, |_| None);
 }
 
+/// On a GPU, replayed steps (CUDA graphs) give the bits of steps launched one by one: greedy
+/// rows, then beam-style reorders (the gathers inside the recorded steps), f32 and bf16; and
+/// most steps do replay.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_graph_steps_equal_launched_steps() {
+    use t0_model::device::CudaBackend;
+    if let Err(e) = CudaBackend::new(0) {
+        eprintln!("skipping cuda_graph_steps_equal_launched_steps: {e}");
+        return;
+    }
+    let model = T5Model::from_dir(&fixtures().join("models").join("t0-tiny")).unwrap();
+    for dtype in [DeviceDType::F32, DeviceDType::Bf16] {
+        let run = |graphs: bool| {
+            let dev = DeviceModel::new(&model, CudaBackend::with_graphs(0, graphs).unwrap(), dtype).unwrap();
+            let enc = Arc::new(dev.encode(&[27, 7, 48, 1]).unwrap());
+            let other = Arc::new(dev.encode(&[5, 9, 1]).unwrap());
+            let mut state = dev.start(vec![enc.clone(), enc, other], 10).unwrap();
+            let mut logits = Vec::new();
+            for (i, t) in [[0u32, 0, 0], [7, 9, 4], [4, 11, 3], [12, 3, 3], [5, 5, 8], [6, 1, 2], [3, 3, 3], [9, 8, 7]]
+                .iter()
+                .enumerate()
+            {
+                dev.step(&mut state, t).unwrap();
+                logits.push(dev.logits(&state).unwrap());
+                if i >= 3 {
+                    // Beam-style: the first input's two rows trade places.
+                    dev.select_rows(&mut state, &[1, 0, 2]).unwrap();
+                }
+            }
+            (logits, state.replayed_steps())
+        };
+        let ((with, replayed), (without, none)) = (run(true), run(false));
+        assert_eq!(none, 0);
+        assert!(replayed >= 4, "{dtype:?}: {replayed} of 8 steps replayed");
+        for (i, (a, b)) in with.iter().zip(&without).enumerate() {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{dtype:?} step {i}: graph vs launches");
+        }
+    }
+}
+
 /// The transformers-5 fixtures (tied head, `scale_decoder_outputs` false or true): the device
 /// path scales the decoder output as the config says (see `parity::transformers5_saved_models_match_hf`).
 #[test]

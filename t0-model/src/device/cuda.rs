@@ -48,10 +48,15 @@ pub enum CudaWeight {
 }
 
 impl CudaBackend {
-    /// The kernels on device `ordinal` (`cuda:N`), or why they cannot run there.
+    /// The kernels on device `ordinal` (`cuda:N`), or why they cannot run there. Decode steps
+    /// are recorded as CUDA graphs unless `T0_CUDA_GRAPHS=0`.
     pub fn new(ordinal: usize) -> Result<Self> {
+        Self::with_graphs(ordinal, std::env::var("T0_CUDA_GRAPHS").map_or(true, |v| v != "0"))
+    }
+
+    /// As [`CudaBackend::new`], recording decode steps as CUDA graphs or not as `graphs` says.
+    pub fn with_graphs(ordinal: usize, graphs: bool) -> Result<Self> {
         let kernels = CudaKernels::new(ordinal).map_err(|e| dev_err(ordinal, e))?;
-        let graphs = std::env::var("T0_CUDA_GRAPHS").map_or(true, |v| v != "0");
         Ok(Self {
             kernels,
             ordinal,

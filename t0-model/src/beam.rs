@@ -192,7 +192,6 @@ pub(crate) fn beam_search<D: Decoding>(
                 })
                 .collect::<Option<Vec<_>>>()
         });
-        drop(procs);
         let cands = match from_summaries {
             Some(c) => c,
             None => {

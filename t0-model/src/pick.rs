@@ -34,18 +34,10 @@ pub(crate) fn search_usable(s: &RowSummary, cfg: &GenerationConfig, k: usize) ->
         return true;
     }
     // Top-k keeps every value equal to the k-th after the temperature: the entry after the
-    // cut must be strictly below it, so nothing past the summary is kept.
-    let warped = |v: f32| temperature(v, cfg.temperature);
-    warped(s.top[k - 1].0) < warped(s.top[k - 2].0)
-}
-
-/// The logits processors' temperature, on one value (as [`crate::logits_process::temperature`]).
-fn temperature(v: f32, t: f32) -> f32 {
-    if t != 1.0 {
-        v / t
-    } else {
-        v
-    }
+    // cut must be strictly below it, so nothing past the summary is kept. (`v / t` is the
+    // temperature warper's value: dividing by 1, which it skips, is exact.)
+    let t = cfg.temperature;
+    s.top[k - 1].0 / t < s.top[k - 2].0 / t
 }
 
 /// The token greedy search or sampling picks from a usable summary ([`search_usable`]) and its
@@ -63,8 +55,7 @@ pub(crate) fn search_pick(
         let (v, t) = s.top[0];
         return (t, v - s.log_sum_exp);
     }
-    let mut kept: Vec<(u32, f32)> =
-        s.top[..cfg.top_k].iter().map(|&(v, t)| (t, temperature(v, cfg.temperature))).collect();
+    let mut kept: Vec<(u32, f32)> = s.top[..cfg.top_k].iter().map(|&(v, t)| (t, v / cfg.temperature)).collect();
     kept.sort_unstable_by_key(|&(t, _)| t);
     let mut scores: Vec<f32> = kept.iter().map(|&(_, v)| v).collect();
     top_p(&mut scores, cfg.top_p);

@@ -208,11 +208,13 @@ impl Backend for HostBackend {
             Some(_) if !a.causal => {
                 return Err(ModelError::InvalidArgument("attention: a position on the device needs causality".into()))
             }
-            Some(p) => read_index("attention position", p)?,
+            Some(p) => match read_index("attention position", p)? {
+                pos if pos + a.q_len > a.kv_len => {
+                    return Err(ModelError::InvalidArgument(format!("attention: position {pos} is past the cache")))
+                }
+                pos => pos,
+            },
         };
-        if q_pos0 + a.q_len > a.kv_len && a.q_pos_at.is_some() {
-            return Err(ModelError::InvalidArgument(format!("attention: position {q_pos0} is past the cache")));
-        }
         for (t, out) in out.chunks_exact_mut(size.max(1)).take(a.batch).enumerate() {
             let (qo, kvo) = (t * a.q_batch_stride, t * a.kv_batch_stride);
             let (q, k, v) =

@@ -168,11 +168,6 @@ pub trait Backend: Send + Sync {
         let ids = host[ids.1..].iter().map(|&f| decode_index("embedding id", f)).collect::<Result<Vec<u32>>>()?;
         self.embedding(table, cols, &ids, out)
     }
-    /// `out[i, :] = x[idx[i], :]` for rows of `cols` values (a row gather: reordering the rows of
-    /// a KV cache). Default: [`Backend::embedding`], which is one.
-    fn gather_rows(&self, x: &Self::Buf, cols: usize, idx: &[u32], out: &mut Self::Buf) -> Result<()> {
-        self.embedding(x, cols, idx, out)
-    }
     /// T5's RMS norm of `rows` rows of `cols` values.
     fn rms_norm(
         &self,

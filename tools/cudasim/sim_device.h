@@ -53,7 +53,7 @@ struct Warp {
 };
 
 constexpr int MAX_THREADS = 1024;
-constexpr size_t STACK_BYTES = 64 * 1024;
+constexpr size_t STACK_BYTES = 32 * 1024;
 
 // One launch at a time per process (cudasim.cpp serialises launches), so plain globals.
 static Fiber g_fibers[MAX_THREADS];
@@ -69,6 +69,12 @@ static const LaunchDims* g_launch = nullptr;
 static void (*g_body)(void*) = nullptr;
 static void* g_body_arg = nullptr;
 static bool g_failed = false;
+// The scheduling pass in progress: fibers g_order[g_lo..g_hi) (or, warp by warp, the lanes
+// themselves), the one at g_pos running; fibers that block hand over to the next runnable one.
+static int g_order[MAX_THREADS];
+static unsigned g_lo = 0, g_hi = 0, g_pos = 0;
+static int g_slot_mode = 0;  // 0: g_order[o], 1: o, 2: lanes backwards
+static int g_remaining = 0;
 
 [[noreturn]] static void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -80,8 +86,9 @@ __attribute__((visibility("hidden"))) void t0sim_trampoline();
 __attribute__((visibility("hidden"), noreturn)) void t0sim_fiber_main(t0sim::Fiber* f);
 }
 
-// Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores
-// the stack pointer in *save_sp, and resumes the context saved at to_sp.
+// Saves the callee-saved registers on the current stack, stores the stack pointer in *save_sp,
+// and resumes the context saved at to_sp. (MXCSR and the x87 control word are shared: kernels
+// never change them.)
 asm(R"(
     .text
     .p2align 4
@@ -94,14 +101,8 @@ t0sim_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -140,7 +141,27 @@ static void fail(const char* fmt, ...) {
     abort();  // not reached from a fiber
 }
 
-static inline void yield() { t0sim_switch(&g_cur->sp, g_sched_sp); }
+static bool runnable(const Fiber& f);
+
+static inline unsigned slot(unsigned o) {
+    return g_slot_mode == 0 ? (unsigned)g_order[o] : (g_slot_mode == 1 ? o : g_hi - 1 - (o - g_lo));
+}
+
+// The current fiber has blocked (or exited): switch straight to the next runnable fiber of the
+// pass, or back to the scheduler at the end of it.
+static void yield() {
+    Fiber* me = g_cur;
+    for (unsigned o = g_pos + 1; o < g_hi; ++o) {
+        Fiber& f = g_fibers[slot(o)];
+        if (&f == me || !runnable(f)) continue;
+        g_pos = o;
+        g_cur = &f;
+        f.state = RUNNABLE;
+        t0sim_switch(&me->sp, f.sp);
+        return;  // resumed: whoever switched here set g_cur
+    }
+    t0sim_switch(&me->sp, g_sched_sp);
+}
 
 static inline Warp& my_warp() { return g_warps[g_cur->warp]; }
 
@@ -279,15 +300,17 @@ static void call_kernel(void* p) {
 }
 
 static void init_fiber(int i) {
-    char* top = g_stacks + (size_t)(i + 1) * STACK_BYTES;
+    // Stack tops staggered by 17 cache lines a fiber, so that they do not all fall in the same
+    // cache sets (switching between fibers touches each top in turn).
+    char* top = g_stacks + (size_t)(i + 1) * STACK_BYTES - (size_t)(i * 17 % 128) * 64;
     top = (char*)((uintptr_t)top & ~(uintptr_t)15);
-    unsigned long long* sp = (unsigned long long*)(top - 64);
-    const unsigned mxcsr = 0x1f80, fcw = 0x037f;
-    sp[0] = (unsigned long long)mxcsr | ((unsigned long long)fcw << 32);
-    sp[1] = sp[2] = sp[3] = 0;                       // r15 r14 r13
-    sp[4] = (unsigned long long)&g_fibers[i];        // r12: the fiber, for the trampoline
-    sp[5] = sp[6] = 0;                               // rbx rbp
-    sp[7] = (unsigned long long)&t0sim_trampoline;   // return address
+    // What t0sim_switch pops: r15 r14 r13 r12 rbx rbp, then the return address; after the
+    // `ret`, the stack pointer is 16-byte aligned as a call expects.
+    unsigned long long* sp = (unsigned long long*)(top - 64) + 1;
+    sp[0] = sp[1] = sp[2] = 0;                       // r15 r14 r13
+    sp[3] = (unsigned long long)&g_fibers[i];        // r12: the fiber, for the trampoline
+    sp[4] = sp[5] = 0;                               // rbx rbp
+    sp[6] = (unsigned long long)&t0sim_trampoline;   // return address
     g_fibers[i].sp = sp;
     g_fibers[i].state = RUNNABLE;
     g_fibers[i].wait_gen = 0;
@@ -330,7 +353,6 @@ static int run_grid(const LaunchDims* d, void (*body)(void*), void* arg) {
     g_body_arg = arg;
     g_gridDim = {d->grid[0], d->grid[1], d->grid[2]};
     g_blockDim = {d->block[0], d->block[1], d->block[2]};
-    int order[MAX_THREADS];
     unsigned rng = d->seed * 2654435761u + 12345u;
     for (unsigned bz = 0; bz < d->grid[2]; ++bz)
         for (unsigned by = 0; by < d->grid[1]; ++by)
@@ -352,43 +374,43 @@ static int run_grid(const LaunchDims* d, void (*body)(void*), void* arg) {
                     f.warp = (int)(i >> 5);
                     f.tid = {i % d->block[0], (i / d->block[0]) % d->block[1], i / (d->block[0] * d->block[1])};
                     init_fiber((int)i);
-                    order[i] = (int)i;
+                    g_order[i] = (int)i;
                 }
                 if (d->order == 1) {
-                    for (unsigned i = 0; i < nthreads / 2; ++i) std::swap(order[i], order[nthreads - 1 - i]);
+                    for (unsigned i = 0; i < nthreads / 2; ++i) std::swap(g_order[i], g_order[nthreads - 1 - i]);
                 }
                 g_live = (int)nthreads;
                 g_bar_arrived = 0;
                 g_bar_gen = 0;
-                int remaining = (int)nthreads;
-                while (remaining > 0) {
+                g_remaining = (int)nthreads;
+                while (g_remaining > 0) {
                     if (d->order == 2) {
                         for (unsigned i = nthreads - 1; i > 0; --i) {
                             rng = rng * 1103515245u + 12345u;
-                            std::swap(order[i], order[(rng >> 8) % (i + 1)]);
+                            std::swap(g_order[i], g_order[(rng >> 8) % (i + 1)]);
                         }
                     }
                     bool progress = false;
                     // Orders 3 and 4 run one warp as far as it goes before the next (forward or
                     // backward): warps racing ahead, which is what a missing barrier needs.
                     const bool greedy = d->order >= 3;
+                    g_slot_mode = greedy ? (d->order == 4 ? 2 : 1) : 0;
                     const unsigned groups = greedy ? (unsigned)warps : 1;
                     for (unsigned gi = 0; gi < groups; ++gi) {
                         const unsigned w = d->order == 4 ? groups - 1 - gi : gi;
-                        const unsigned lo = greedy ? 32 * w : 0;
-                        const unsigned hi = greedy ? std::min(nthreads, 32 * w + 32) : nthreads;
+                        g_lo = greedy ? 32 * w : 0;
+                        g_hi = greedy ? std::min(nthreads, 32 * w + 32) : nthreads;
                         bool again = true;
                         while (again) {
                             again = false;
-                            for (unsigned o = lo; o < hi; ++o) {
-                                Fiber& f = g_fibers[greedy ? (d->order == 4 ? hi - 1 - (o - lo) : o) : (unsigned)order[o]];
+                            for (g_pos = g_lo; g_pos < g_hi; ++g_pos) {
+                                Fiber& f = g_fibers[slot(g_pos)];
                                 if (!runnable(f)) continue;
                                 g_cur = &f;
                                 f.state = RUNNABLE;
                                 t0sim_switch(&g_sched_sp, f.sp);
                                 g_cur = nullptr;
                                 if (g_failed) return 1;
-                                if (f.state == DONE) --remaining;
                                 progress = true;
                                 again = greedy;
                             }
@@ -403,7 +425,7 @@ static int run_grid(const LaunchDims* d, void (*body)(void*), void* arg) {
                         snprintf(d->error, 512,
                                  "block (%u,%u,%u): deadlock: %d threads wait at __syncthreads, %d at a warp "
                                  "collective, %d exited (a barrier in divergent code?)",
-                                 bx, by, bz, at_block, at_warp, (int)nthreads - remaining);
+                                 bx, by, bz, at_block, at_warp, (int)nthreads - g_remaining);
                         return 1;
                     }
                 }
@@ -437,6 +459,7 @@ extern "C" void t0sim_fiber_main(t0sim::Fiber* f) {
     using namespace t0sim;
     g_body(g_body_arg);
     f->state = DONE;
+    --g_remaining;
     --g_live;
     Warp& w = g_warps[f->warp];
     --w.live;
@@ -446,7 +469,7 @@ extern "C" void t0sim_fiber_main(t0sim::Fiber* f) {
         g_bar_gen++;
         g_bar_arrived = 0;
     }
-    t0sim_switch(&f->sp, g_sched_sp);
+    yield();
     abort();
 }
 

@@ -678,6 +678,7 @@ const BF16_ACTIVATION_ROUNDING: f32 = 1.0;
 fn cuda_backend_matches_hf() {
     use t0_model::device::CudaBackend;
     if let Err(e) = CudaBackend::new(0) {
+        assert!(std::env::var_os("T0_REQUIRE_CUDA").is_none(), "T0_REQUIRE_CUDA is set, but: {e}");
         eprintln!("skipping cuda_backend_matches_hf: {e}");
         return;
     }
@@ -695,6 +696,7 @@ fn cuda_backend_matches_hf() {
 fn cuda_graph_steps_equal_launched_steps() {
     use t0_model::device::CudaBackend;
     if let Err(e) = CudaBackend::new(0) {
+        assert!(std::env::var_os("T0_REQUIRE_CUDA").is_none(), "T0_REQUIRE_CUDA is set, but: {e}");
         eprintln!("skipping cuda_graph_steps_equal_launched_steps: {e}");
         return;
     }

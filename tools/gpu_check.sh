@@ -44,6 +44,8 @@ run)
     out=${2:-${OUT:-/tmp/gpu-check}}
     device=${T0_GPU_DEVICE:-cuda}
     mkdir -p "$out"
+    # On a GPU the device tests must run, not skip.
+    [ "$device" = cuda ] && export T0_REQUIRE_CUDA=1
     [ -x "$bundle/t0" ] || { echo "no $bundle/t0: run \`tools/gpu_check.sh bundle\` first (with cargo)" >&2; exit 1; }
     { nvidia-smi || true; } > "$out/nvidia-smi.txt" 2>&1
     status=0

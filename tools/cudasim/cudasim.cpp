@@ -240,6 +240,15 @@ CUresult forbidden_in_capture(const char* what) {
     return OK;
 }
 
+// Work a capture cannot record here (stream-ordered allocation is not modelled): refused, and
+// the capture invalidated.
+CUresult refused_in_capture(void* s, const char* what) {
+    if (!stream_of(s)->capturing) return OK;
+    say("%s in a captured stream (not modelled)", what);
+    stream_of(s)->invalidated = true;
+    return CAPTURE_UNSUPPORTED;
+}
+
 CUresult submit(void* s, Work w) {
     Stream* st = stream_of(s);
     if (st->capturing) {
@@ -566,28 +575,33 @@ int nvrtcGetProgramLog(void* prog, char* out) {
 }
 
 // ---------------------------------------------------------------------------------- driver
+// The driver's name and message for each code cudasim returns.
+struct ErrorText {
+    CUresult code;
+    const char* name;
+    const char* text;
+};
+static const ErrorText error_texts[] = {
+    {OK, "CUDA_SUCCESS", "no error"},
+    {INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure (cudasim: see stderr)"},
+    {CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", "operation not permitted when stream is capturing"},
+    {CAPTURE_INVALIDATED, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED", "operation failed due to a previous error during capture"},
+};
+static const ErrorText* error_text(CUresult r) {
+    for (const ErrorText& e : error_texts)
+        if (e.code == r) return &e;
+    return nullptr;
+}
 CUresult cuGetErrorString(CUresult r, const char** s) {
-    switch (r) {
-    case OK: *s = "no error"; break;
-    case INVALID_VALUE: *s = "invalid argument"; break;
-    case OUT_OF_MEMORY: *s = "out of memory"; break;
-    case LAUNCH_FAILED: *s = "unspecified launch failure (cudasim: see stderr)"; break;
-    case CAPTURE_UNSUPPORTED: *s = "operation not permitted when stream is capturing"; break;
-    case CAPTURE_INVALIDATED: *s = "operation failed due to a previous error during capture"; break;
-    default: *s = "cudasim error"; break;
-    }
+    const ErrorText* e = error_text(r);
+    *s = e ? e->text : "cudasim error";
     return OK;
 }
 CUresult cuGetErrorName(CUresult r, const char** s) {
-    switch (r) {
-    case OK: *s = "CUDA_SUCCESS"; break;
-    case INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
-    case OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
-    case LAUNCH_FAILED: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
-    case CAPTURE_UNSUPPORTED: *s = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
-    case CAPTURE_INVALIDATED: *s = "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"; break;
-    default: *s = "CUDA_ERROR_UNKNOWN"; break;
-    }
+    const ErrorText* e = error_text(r);
+    *s = e ? e->name : "CUDA_ERROR_UNKNOWN";
     return OK;
 }
 CUresult cuInit(unsigned) { return OK; }
@@ -780,11 +794,7 @@ CUresult cuMemAlloc_v2(uint64_t* p, size_t bytes) {
 }
 CUresult cuMemAllocAsync(uint64_t* p, size_t bytes, void* s) {
     std::lock_guard<std::recursive_mutex> g(lock());
-    if (stream_of(s)->capturing) {
-        say("cuMemAllocAsync in a captured stream (not modelled)");
-        stream_of(s)->invalidated = true;
-        return CAPTURE_UNSUPPORTED;
-    }
+    if (CUresult r = refused_in_capture(s, "cuMemAllocAsync")) return r;
     return device_alloc(p, bytes);
 }
 CUresult cuMemFree_v2(uint64_t p) {
@@ -794,11 +804,7 @@ CUresult cuMemFree_v2(uint64_t p) {
 }
 CUresult cuMemFreeAsync(uint64_t p, void* s) {
     std::lock_guard<std::recursive_mutex> g(lock());
-    if (stream_of(s)->capturing) {
-        say("cuMemFreeAsync in a captured stream (not modelled)");
-        stream_of(s)->invalidated = true;
-        return CAPTURE_UNSUPPORTED;
-    }
+    if (CUresult r = refused_in_capture(s, "cuMemFreeAsync")) return r;
     return device_free(p);
 }
 CUresult cuMemAllocHost_v2(void** p, size_t bytes) {

@@ -94,6 +94,9 @@ std::map<uintptr_t, Allocation>& allocations() {
 
 size_t live_bytes = 0;
 
+// The device memory cudasim reports (allocations are host memory; this only sizes the answers).
+constexpr size_t TOTAL_MEMORY = (size_t)16 << 30;
+
 CUresult device_alloc(uint64_t* out, size_t bytes) {
     if (!out) return INVALID_VALUE;
     const size_t rounded = ((bytes ? bytes : 1) + 255) & ~(size_t)255;
@@ -123,13 +126,19 @@ CUresult device_free(uint64_t p) {
     return OK;
 }
 
+// True when [p, p + bytes) lies inside one of the ranges of `m` (keyed by start; `len` gives a
+// range's length).
+template <class M, class Len>
+bool inside(const M& m, uintptr_t p, size_t bytes, Len len) {
+    auto it = m.upper_bound(p);
+    if (it == m.begin()) return false;
+    --it;
+    return p + bytes <= it->first + len(it->second);
+}
+
 // True when [p, p + bytes) lies inside one allocation.
 bool device_range(uint64_t p, size_t bytes) {
-    auto& a = allocations();
-    auto it = a.upper_bound((uintptr_t)p);
-    if (it == a.begin()) return false;
-    --it;
-    return (uintptr_t)p + bytes <= it->first + it->second.bytes;
+    return inside(allocations(), (uintptr_t)p, bytes, [](const Allocation& a) { return a.bytes; });
 }
 
 bool is_device(const void* p) { return device_range((uint64_t)(uintptr_t)p, 0); }
@@ -140,11 +149,7 @@ std::map<uintptr_t, size_t>& pinned() {
 }
 
 bool is_pinned(const void* p, size_t bytes) {
-    auto& m = pinned();
-    auto it = m.upper_bound((uintptr_t)p);
-    if (it == m.begin()) return false;
-    --it;
-    return (uintptr_t)p + bytes <= it->first + it->second;
+    return inside(pinned(), (uintptr_t)p, bytes, [](size_t len) { return len; });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ struct Work {
     unsigned char value = 0;
 };
 
-unsigned schedule_order() {
+unsigned read_schedule_order() {
     const char* s = getenv("T0SIM_ORDER");
     if (!s || !strcmp(s, "forward")) return 0;
     if (!strcmp(s, "reverse")) return 1;
@@ -185,6 +190,12 @@ unsigned schedule_order() {
     if (!strcmp(s, "warps-reverse")) return 4;
     say("T0SIM_ORDER=%s: not one of forward, reverse, shuffle, warps, warps-reverse", s);
     abort();
+}
+
+// T0SIM_ORDER, read once.
+unsigned schedule_order() {
+    static const unsigned order = read_schedule_order();
+    return order;
 }
 
 unsigned launch_seed = 1;
@@ -231,22 +242,22 @@ Stream* stream_of(void* s) { return s ? (Stream*)s : &legacy_stream; }
 // The stream this thread is capturing, if any (for the calls a capture forbids).
 thread_local Stream* capturing_here = nullptr;
 
-CUresult forbidden_in_capture(const char* what) {
-    if (capturing_here) {
-        say("%s while this thread captures a stream: not allowed in a capture (it is invalidated)", what);
-        capturing_here->invalidated = true;
-        return CAPTURE_UNSUPPORTED;
-    }
-    return OK;
+// What a refused call does to the capture it is part of: invalidates it.
+CUresult invalidate(Stream* st, const char* what, const char* why) {
+    say("%s %s (the capture is invalidated)", what, why);
+    st->invalidated = true;
+    return CAPTURE_UNSUPPORTED;
 }
 
-// Work a capture cannot record here (stream-ordered allocation is not modelled): refused, and
-// the capture invalidated.
+// Calls a thread that is capturing may not make (they synchronise or allocate).
+CUresult forbidden_in_capture(const char* what) {
+    return capturing_here ? invalidate(capturing_here, what, "while this thread captures a stream") : OK;
+}
+
+// Work a capturing stream cannot take (synchronising on it; stream-ordered allocation, which
+// cudasim does not model).
 CUresult refused_in_capture(void* s, const char* what) {
-    if (!stream_of(s)->capturing) return OK;
-    say("%s in a captured stream (not modelled)", what);
-    stream_of(s)->invalidated = true;
-    return CAPTURE_UNSUPPORTED;
+    return stream_of(s)->capturing ? invalidate(stream_of(s), what, "on a capturing stream") : OK;
 }
 
 CUresult submit(void* s, Work w) {
@@ -272,11 +283,8 @@ CUresult copy(void* dst, const void* src, size_t bytes, void* s, bool async, con
     Stream* st = stream_of(s);
     if (st->capturing) {
         const void* host = dst_dev ? src : dst;
-        if (!(dst_dev && src_dev) && !is_pinned(host, bytes)) {
-            say("%s from or to pageable host memory in a captured stream (a real capture refuses it)", what);
-            st->invalidated = true;
-            return CAPTURE_UNSUPPORTED;
-        }
+        if (!(dst_dev && src_dev) && !is_pinned(host, bytes))
+            return invalidate(st, what, "from or to pageable host memory in a capture (a real capture refuses it)");
     }
     Work w;
     w.kind = Work::COPY;
@@ -310,14 +318,21 @@ std::string here() {
     return p.substr(0, p.rfind('/'));
 }
 
+// The position of the quote that closes the string literal opening at `open` (or the end).
+size_t literal_end(const std::string& s, size_t open) {
+    size_t i = open + 1;
+    for (; i < s.size() && s[i] != '"'; ++i)
+        if (s[i] == '\\') ++i;
+    return i;
+}
+
 // Position just past the parenthesised group that starts at `open` (skipping string literals).
 size_t match_paren(const std::string& s, size_t open) {
     int depth = 0;
     for (size_t i = open; i < s.size(); ++i) {
         const char c = s[i];
         if (c == '"') {
-            for (++i; i < s.size() && s[i] != '"'; ++i)
-                if (s[i] == '\\') ++i;
+            i = literal_end(s, i);
         } else if (c == '(') {
             ++depth;
         } else if (c == ')') {
@@ -335,9 +350,7 @@ std::vector<std::string> split_top(const std::string& s, char sep) {
     for (size_t i = 0; i < s.size(); ++i) {
         const char c = s[i];
         if (c == '"') {
-            size_t j = i + 1;
-            for (; j < s.size() && s[j] != '"'; ++j)
-                if (s[j] == '\\') ++j;
+            const size_t j = literal_end(s, i);
             cur += s.substr(i, j - i + 1);
             i = j;
             continue;
@@ -423,7 +436,6 @@ bool rewrite_asm(const std::string& body, std::string& out, std::string& err) {
 bool rewrite_source(const std::string& in, std::string& out, std::vector<std::string>& kernels, std::string& err) {
     std::string s;
     // Inline PTX.
-    size_t pos = 0;
     static const std::regex asm_re(R"(\basm\s*(volatile\s*)?\()");
     std::smatch m;
     std::string rest = in;
@@ -445,7 +457,6 @@ bool rewrite_source(const std::string& in, std::string& out, std::vector<std::st
         rest = rest.substr(after);
     }
     s += rest;
-    (void)pos;
     // Dynamic shared memory.
     static const std::regex dyn_re(R"(extern\s+__shared__\s+(?:__align__\(\d+\)\s+)?(\w+)\s+(\w+)\s*\[\s*\]\s*;)");
     s = std::regex_replace(s, dyn_re, "$1* const $2 = ($1*)t0sim::g_dyn_shared;");
@@ -504,15 +515,11 @@ int compile(Program& p, const std::vector<std::string>& options) {
                                 " -std=c++17 -O2 -fPIC -shared -march=native -ffp-contract=fast -w -o " + tmp + ".so " +
                                 tmp + ".cpp > " + tmp + ".log 2>&1";
         const int rc = system(cmd.c_str());
-        if (rc != 0) {
-            p.log = read_file(tmp + ".log");
-            unlink((tmp + ".cpp").c_str());
-            unlink((tmp + ".log").c_str());
-            return 6;
-        }
-        rename((tmp + ".so").c_str(), so.c_str());
+        if (rc != 0) p.log = read_file(tmp + ".log");
+        else rename((tmp + ".so").c_str(), so.c_str());
         unlink((tmp + ".cpp").c_str());
         unlink((tmp + ".log").c_str());
+        if (rc != 0) return 6;
     }
     std::ostringstream ptx;
     ptx << "// cudasim module\n.cudasim " << so << "\n";
@@ -555,24 +562,19 @@ int nvrtcCompileProgram(void* prog, int n, const char* const* opts) {
     for (int i = 0; i < n; ++i) options.push_back(opts[i]);
     return compile(*(Program*)prog, options);
 }
-int nvrtcGetPTXSize(void* prog, size_t* size) {
-    *size = ((Program*)prog)->ptx.size() + 1;
+// NVRTC hands out strings as a size call (with the terminating zero) and a copy call.
+static int string_size(const std::string& s, size_t* size) {
+    *size = s.size() + 1;
     return 0;
 }
-int nvrtcGetPTX(void* prog, char* out) {
-    auto& s = ((Program*)prog)->ptx;
+static int string_copy(const std::string& s, char* out) {
     memcpy(out, s.c_str(), s.size() + 1);
     return 0;
 }
-int nvrtcGetProgramLogSize(void* prog, size_t* size) {
-    *size = ((Program*)prog)->log.size() + 1;
-    return 0;
-}
-int nvrtcGetProgramLog(void* prog, char* out) {
-    auto& s = ((Program*)prog)->log;
-    memcpy(out, s.c_str(), s.size() + 1);
-    return 0;
-}
+int nvrtcGetPTXSize(void* prog, size_t* size) { return string_size(((Program*)prog)->ptx, size); }
+int nvrtcGetPTX(void* prog, char* out) { return string_copy(((Program*)prog)->ptx, out); }
+int nvrtcGetProgramLogSize(void* prog, size_t* size) { return string_size(((Program*)prog)->log, size); }
+int nvrtcGetProgramLog(void* prog, char* out) { return string_copy(((Program*)prog)->log, out); }
 
 // ---------------------------------------------------------------------------------- driver
 // The driver's name and message for each code cudasim returns.
@@ -623,7 +625,7 @@ CUresult cuDeviceGetName(char* name, int len, int) {
     return OK;
 }
 CUresult cuDeviceTotalMem_v2(size_t* bytes, int) {
-    *bytes = (size_t)16 << 30;
+    *bytes = TOTAL_MEMORY;
     return OK;
 }
 CUresult cuDeviceGetAttribute(int* v, int attr, int) {
@@ -672,7 +674,7 @@ CUresult cuCtxSynchronize() {
 }
 CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
     std::lock_guard<std::recursive_mutex> g(lock());
-    *total = (size_t)16 << 30;
+    *total = TOTAL_MEMORY;
     *free_bytes = *total > live_bytes ? *total - live_bytes : 0;
     return OK;
 }
@@ -691,11 +693,7 @@ CUresult cuStreamDestroy_v2(void* s) {
 }
 CUresult cuStreamSynchronize(void* s) {
     std::lock_guard<std::recursive_mutex> g(lock());
-    if (stream_of(s)->capturing) {
-        stream_of(s)->invalidated = true;
-        say("cuStreamSynchronize on a capturing stream");
-        return CAPTURE_UNSUPPORTED;
-    }
+    if (CUresult r = refused_in_capture(s, "cuStreamSynchronize")) return r;
     return forbidden_in_capture("cuStreamSynchronize");
 }
 CUresult cuStreamQuery(void*) { return OK; }

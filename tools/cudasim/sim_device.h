@@ -143,6 +143,13 @@ static void fail(const char* fmt, ...) {
 
 static bool runnable(const Fiber& f);
 
+// Makes `f` the running fiber, saving the current context at `save`.
+static inline void enter(Fiber& f, void** save) {
+    g_cur = &f;
+    f.state = RUNNABLE;
+    t0sim_switch(save, f.sp);
+}
+
 static inline unsigned slot(unsigned o) {
     return g_slot_mode == 0 ? (unsigned)g_order[o] : (g_slot_mode == 1 ? o : g_hi - 1 - (o - g_lo));
 }
@@ -155,9 +162,7 @@ static void yield() {
         Fiber& f = g_fibers[slot(o)];
         if (&f == me || !runnable(f)) continue;
         g_pos = o;
-        g_cur = &f;
-        f.state = RUNNABLE;
-        t0sim_switch(&me->sp, f.sp);
+        enter(f, &me->sp);
         return;  // resumed: whoever switched here set g_cur
     }
     t0sim_switch(&me->sp, g_sched_sp);
@@ -216,6 +221,12 @@ static inline void check_mask(unsigned mask) {
     if ((mask & full) != full) fail("warp collective with a partial mask %#x (cudasim models full warps only)", mask);
 }
 
+static inline float float_from_bits(unsigned b) {
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
 static inline float f16_to_f32(unsigned short h) {
     const unsigned sign = (unsigned)(h & 0x8000) << 16;
     unsigned exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -235,24 +246,11 @@ static inline float f16_to_f32(unsigned short h) {
         } while ((man & 0x400) == 0);
         bits = sign | ((unsigned)(112 - e) << 23) | ((man & 0x3ff) << 13);
     }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return float_from_bits(bits);
 }
 
-static inline float bf16_lo(unsigned w) {
-    const unsigned b = w << 16;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
-static inline float bf16_hi(unsigned w) {
-    const unsigned b = w & 0xffff0000u;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
+static inline float bf16_lo(unsigned w) { return float_from_bits(w << 16); }
+static inline float bf16_hi(unsigned w) { return float_from_bits(w & 0xffff0000u); }
 
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 d, a, b, c — fragment layout from the PTX
 // ISA ("Matrix Fragments for mma.m16n8k16 with floating point type"): groupID g = lane >> 2,
@@ -406,9 +404,7 @@ static int run_grid(const LaunchDims* d, void (*body)(void*), void* arg) {
                             for (g_pos = g_lo; g_pos < g_hi; ++g_pos) {
                                 Fiber& f = g_fibers[slot(g_pos)];
                                 if (!runnable(f)) continue;
-                                g_cur = &f;
-                                f.state = RUNNABLE;
-                                t0sim_switch(&g_sched_sp, f.sp);
+                                enter(f, &g_sched_sp);
                                 g_cur = nullptr;
                                 if (g_failed) return 1;
                                 progress = true;
@@ -434,10 +430,9 @@ static int run_grid(const LaunchDims* d, void (*body)(void*), void* arg) {
 }
 
 template <class... Args, size_t... I>
-static int launch_impl(void (*fn)(Args...), const LaunchDims* d, void** params, std::index_sequence<I...> seq) {
+static int launch_impl(void (*fn)(Args...), const LaunchDims* d, void** params, std::index_sequence<I...>) {
     Kernel<Args...> k{fn, std::tuple<std::decay_t<Args>...>(*static_cast<std::decay_t<Args>*>(params[I])...)};
     return run_grid(d, &call_kernel<Kernel<Args...>>, &k);
-    (void)seq;
 }
 
 template <class... Args>
@@ -504,33 +499,36 @@ static inline void __syncwarp(unsigned mask = 0xffffffffu) {
 }
 [[noreturn]] static inline void __trap() { t0sim::fail("__trap()"); }
 
+namespace t0sim {
+// The shuffles' common part: a full mask, 32-wide, then the value of lane `src` (out of range:
+// the lane's own, as __shfl_up/down_sync give).
+template <class T>
+static inline T shuffle(unsigned mask, T v, int src, int width) {
+    check_mask(mask);
+    if (width != 32) fail("shuffle width %d (cudasim models 32)", width);
+    return shfl_from(v, src);
+}
+}  // namespace t0sim
+
 template <class T>
 static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
-    t0sim::check_mask(mask);
-    if (width != 32) t0sim::fail("shuffle width %d (cudasim models 32)", width);
-    return t0sim::shfl_from(v, t0sim::g_cur->lane ^ lane_mask);
+    return t0sim::shuffle(mask, v, t0sim::g_cur->lane ^ lane_mask, width);
 }
 template <class T>
 static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
-    t0sim::check_mask(mask);
-    if (width != 32) t0sim::fail("shuffle width %d (cudasim models 32)", width);
-    return t0sim::shfl_from(v, t0sim::g_cur->lane + (int)delta);
+    return t0sim::shuffle(mask, v, t0sim::g_cur->lane + (int)delta, width);
 }
 template <class T>
 static inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
-    t0sim::check_mask(mask);
-    if (width != 32) t0sim::fail("shuffle width %d (cudasim models 32)", width);
-    return t0sim::shfl_from(v, t0sim::g_cur->lane - (int)delta);
+    return t0sim::shuffle(mask, v, t0sim::g_cur->lane - (int)delta, width);
 }
 template <class T>
 static inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
-    t0sim::check_mask(mask);
-    if (width != 32) t0sim::fail("shuffle width %d (cudasim models 32)", width);
-    return t0sim::shfl_from(v, src & 31);
+    return t0sim::shuffle(mask, v, src & 31, width);
 }
 
-static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
-static inline float __uint_as_float(unsigned i) { float f; memcpy(&f, &i, 4); return f; }
+static inline float __int_as_float(int i) { return t0sim::float_from_bits((unsigned)i); }
+static inline float __uint_as_float(unsigned i) { return t0sim::float_from_bits(i); }
 static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
 static inline unsigned __float_as_uint(float f) { unsigned i; memcpy(&i, &f, 4); return i; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use serde_json::Value;
+use t0_kernels::logit_edit::Edit;
 use t0_kernels::row_summary::{row_summary, RowSummary};
 use t0_kernels::Activation;
 use t0_model::device::{At, Backend, DeviceAttention, DeviceDType, DeviceModel, HostBackend, NoRecording};
@@ -332,6 +333,13 @@ impl Backend for Watched {
             false => summaries_by_download(self, x, rows, cols, k, targets),
         }
     }
+    fn edit_logits(&self, x: &mut Vec<f32>, len: usize, edits: &[(u32, Edit)]) -> t0_model::Result<()> {
+        self.note(|| "VIOLATION edit_logits".into());
+        match self.own_summaries {
+            true => self.inner.edit_logits(x, len, edits),
+            false => edits_by_download(self, x, len, edits),
+        }
+    }
     fn upload_weight(&self, w: &t0_kernels::WeightView<'_>, dtype: DeviceDType) -> t0_model::Result<Self::Weight> {
         self.inner.upload_weight(w, dtype)
     }
@@ -474,21 +482,24 @@ fn summaries_by_download<B: Backend>(
     Ok((0..rows).map(|r| row_summary(&host[r * cols..(r + 1) * cols], k, targets.get(r).copied())).collect())
 }
 
-/// Generation and rank classification on a device bring back each step's row summaries
-/// (log-sum-exp, top entries, the target's logit), not its logits, while no logits processor
-/// is at work, and in beam search also while none can raise a score (an n-gram ban, a
-/// repetition penalty above 1, a minimum length); otherwise (greedy search with a penalty, beam
-/// search with a penalty below 1), whole rows. Either way,
-/// with the backend's own summaries or with rows brought back and summarised on the host: the
-/// same ids as the CPU model, log-probs and scores within 1e-4.
-#[test]
-fn device_decoding_brings_back_summaries_not_logits() {
-    let model = T5Model::from_dir(&fixtures().join("models").join("t0-tiny")).unwrap();
-    let vocab = model.config().vocab_size;
-    let inputs = vec![vec![27, 7, 48, 1], vec![5, 9, 1]];
+/// What [`Backend::edit_logits`] does by default: the values brought back, edited, written.
+fn edits_by_download<B: Backend>(b: &B, x: &mut B::Buf, len: usize, edits: &[(u32, Edit)]) -> t0_model::Result<()> {
+    let mut host = b.download(x, len)?;
+    t0_kernels::logit_edit::apply_edits(&mut host, edits);
+    b.write(x, &host)
+}
+
+/// The inputs of [`decoding_cases`].
+fn decoding_inputs() -> Vec<Vec<u32>> {
+    vec![vec![27, 7, 48, 1], vec![5, 9, 1]]
+}
+
+/// Decoding settings a device model must follow as the CPU model does (on t0-tiny): each with
+/// whether a step then needs whole rows of logits on the host.
+fn decoding_cases() -> Vec<(&'static str, GenerationConfig, bool)> {
     let greedy = GenerationConfig::greedy(8);
     let beam = GenerationConfig { num_beams: 3, num_return_sequences: 2, ..greedy.clone() };
-    let cases = [
+    vec![
         ("greedy", greedy.clone(), false),
         ("beam", beam.clone(), false),
         (
@@ -496,7 +507,31 @@ fn device_decoding_brings_back_summaries_not_logits() {
             GenerationConfig { do_sample: true, top_k: 6, temperature: 1.3, top_p: 0.9, seed: 3, ..greedy.clone() },
             false,
         ),
-        ("penalty", GenerationConfig { repetition_penalty: 1.3, ..greedy.clone() }, true),
+        ("penalty", GenerationConfig { repetition_penalty: 1.3, ..greedy.clone() }, false),
+        ("penalty below 1", GenerationConfig { repetition_penalty: 0.8, ..greedy.clone() }, false),
+        (
+            "n-gram, min length",
+            GenerationConfig { no_repeat_ngram_size: 2, min_new_tokens: 5, ..greedy.clone() },
+            false,
+        ),
+        (
+            "sampling, processors",
+            GenerationConfig {
+                do_sample: true,
+                top_k: 5,
+                repetition_penalty: 1.5,
+                no_repeat_ngram_size: 2,
+                min_new_tokens: 2,
+                seed: 7,
+                ..greedy.clone()
+            },
+            false,
+        ),
+        (
+            "sampling top-p only",
+            GenerationConfig { do_sample: true, top_k: 0, top_p: 0.8, seed: 3, ..greedy.clone() },
+            true,
+        ),
         ("beam n-gram", GenerationConfig { no_repeat_ngram_size: 2, ..beam.clone() }, false),
         (
             "beam penalty, min length",
@@ -504,23 +539,46 @@ fn device_decoding_brings_back_summaries_not_logits() {
             false,
         ),
         ("beam penalty below 1", GenerationConfig { repetition_penalty: 0.8, ..beam }, true),
-    ];
+    ]
+}
+
+/// `dev` generates what the CPU model `model` does for every case of [`decoding_cases`]: the
+/// same ids, log-probs and scores within 1e-4; calls `after(case, whole_rows)` after each.
+fn check_decoding<B: Backend>(dev: &DeviceModel<B>, model: &T5Model, mut after: impl FnMut(&str, bool)) {
+    let inputs = decoding_inputs();
+    for (what, cfg, whole_rows) in decoding_cases() {
+        let got = dev.generate(&inputs, &cfg).unwrap();
+        let want = model.generate(&inputs, &cfg).unwrap();
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert_eq!(g.token_ids, w.token_ids, "{what}: ids");
+            assert_close(&g.token_logprobs, &w.token_logprobs, 1e-4, what);
+            assert!((g.score.unwrap_or(0.0) - w.score.unwrap_or(0.0)).abs() <= 1e-4, "{what}: score");
+        }
+        after(what, whole_rows);
+    }
+}
+
+/// Generation and rank classification on a device bring back each step's row summaries
+/// (log-sum-exp, top entries, the target's logit), not its logits: in greedy search and top-k
+/// sampling the logits processors at work edit the rows on the device first; beam search
+/// applies them to the summaries' entries while none can raise a score (an n-gram ban, a
+/// repetition penalty above 1, a minimum length). Otherwise (beam search with a penalty below
+/// 1, sampling without a top-k cut), whole rows. Either way,
+/// with the backend's own summaries or with rows brought back and summarised on the host: the
+/// same ids as the CPU model, log-probs and scores within 1e-4.
+#[test]
+fn device_decoding_brings_back_summaries_not_logits() {
+    let model = T5Model::from_dir(&fixtures().join("models").join("t0-tiny")).unwrap();
+    let vocab = model.config().vocab_size;
     for own in [true, false] {
         let dev = DeviceModel::new(&model, Watched::new(own), DeviceDType::F32).unwrap();
-        for (what, cfg, whole_rows) in &cases {
-            dev.backend().take_longest_download();
-            let got = dev.generate(&inputs, cfg).unwrap();
+        dev.backend().take_longest_download();
+        check_decoding(&dev, &model, |what, whole_rows| {
             let longest = dev.backend().take_longest_download();
-            let want = model.generate(&inputs, cfg).unwrap();
-            for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
-                assert_eq!(g.token_ids, w.token_ids, "{what}: ids");
-                assert_close(&g.token_logprobs, &w.token_logprobs, 1e-4, what);
-                assert!((g.score.unwrap_or(0.0) - w.score.unwrap_or(0.0)).abs() <= 1e-4, "{what}: score");
-            }
             if own {
-                assert_eq!(longest >= vocab, *whole_rows, "{what}: longest download {longest} (vocab {vocab})");
+                assert_eq!(longest >= vocab, whole_rows, "{what}: longest download {longest} (vocab {vocab})");
             }
-        }
+        });
         let choices = [vec![1465, 1], vec![2841, 7, 1], vec![5, 1]];
         let got = dev.classify(&[27, 7, 48, 1], &choices, false).unwrap();
         let want = model.classify(&[27, 7, 48, 1], &choices, false).unwrap();
@@ -698,6 +756,10 @@ fn cuda_backend_matches_hf() {
     check_against_hf(make, DeviceDType::F32, 1e-4);
     check_against_hf(make, DeviceDType::Bf16, BF16_ACTIVATION_ROUNDING);
     check_f16_survives_activation_overflow(make, |_| None);
+    // Greedy search, sampling and beam search with the logits processors at work (edited on
+    // the device before the rows are summarised) as on the CPU.
+    let model = T5Model::from_dir(&fixtures().join("models").join("t0-tiny")).unwrap();
+    check_decoding(&DeviceModel::new(&model, make(), DeviceDType::F32).unwrap(), &model, |_, _| {});
 }
 
 /// On a GPU, replayed steps (CUDA graphs) give the bits of steps launched one by one: greedy

@@ -40,6 +40,7 @@ pub mod cuda;
 pub mod elementwise;
 pub mod embedding;
 mod linebuf;
+pub mod logit_edit;
 pub mod matmul;
 pub mod position_bias;
 pub mod quant;

@@ -5,6 +5,7 @@
 #![cfg(feature = "cuda")]
 
 use t0_kernels::cuda::{self, CudaAttention, CudaKernels, ENTRY_POINTS, ROW_SUMMARY_MAX_K, SOURCES};
+use t0_kernels::logit_edit::{apply_edits, Edit};
 use t0_kernels::row_summary::row_summary;
 use t0_kernels::{Activation, AttentionArgs, BiasView, Kernels, ScalarKernels, WeightView};
 
@@ -241,6 +242,35 @@ fn device_kernels_match_the_reference() {
         assert!(none.iter().all(|s| s.top.is_empty() && s.target.is_nan()));
     }
     assert!(gpu.row_summaries(&gpu.upload(&[0.0f32; 4]).unwrap().as_view(), 1, 4, ROW_SUMMARY_MAX_K + 1, &[]).is_err());
+
+    // The logits processors' edits: penalties on both signs, zeros, -inf and NaN, bans, at
+    // scattered indices (1, 7, 33, 1023 edits), bit for bit against the reference; bad edits
+    // are refused, not launched.
+    for (len, n) in [(1, 1), (40, 7), (300, 33), (32128 * 2, 1023)] {
+        let mut x: Vec<f32> = vals(len, 13).iter().map(|v| v * 9.0 - 3.0).collect();
+        x[0] = if len > 1 { 0.0 } else { -2.5 };
+        if len > 3 {
+            (x[1], x[2], x[3]) = (f32::NEG_INFINITY, f32::NAN, -0.0);
+        }
+        let edits: Vec<(u32, Edit)> = (0..n)
+            .map(|j| {
+                let i = (j * 7919 % len) as u32;
+                (i, if j % 5 == 4 { Edit::Ban } else { Edit::Penalty([1.3, 0.7, 2.0, 1.0][j % 4]) })
+            })
+            .collect();
+        let mut dx = gpu.upload(&x).unwrap();
+        gpu.edit_logits(&mut dx.as_view_mut(), &edits).unwrap();
+        apply_edits(&mut x, &edits);
+        let got = gpu.download(&dx).unwrap();
+        if let Some(i) = (0..len).find(|&i| got[i].to_bits() != x[i].to_bits()) {
+            panic!("edit_logits {len} values, {n} edits: [{i}] = {} on the device, {} in the reference", got[i], x[i]);
+        }
+    }
+    let mut dx = gpu.upload(&[1.0f32; 4]).unwrap();
+    assert!(gpu.edit_logits(&mut dx.as_view_mut(), &[(4, Edit::Ban)]).is_err());
+    assert!(gpu.edit_logits(&mut dx.as_view_mut(), &[(1, Edit::Ban), (1, Edit::Ban)]).is_err());
+    assert!(gpu.edit_logits(&mut dx.as_view_mut(), &[(1, Edit::Penalty(-1.0))]).is_err());
+    assert_eq!(gpu.download(&dx).unwrap(), vec![1.0f32; 4]);
 
     for act in [Activation::GeluNew, Activation::Relu, Activation::Silu] {
         for (rows, ff) in [(1, 1), (3, 5120), (2, 33)] {

@@ -2,6 +2,7 @@
 //! ([`crate::generate`], [`crate::beam`]) are written once for the CPU model ([`T5Model`]) and a
 //! model on a device ([`crate::device::DeviceModel`]).
 
+use t0_kernels::logit_edit::Edit;
 use t0_kernels::row_summary::RowSummary;
 
 use crate::{DecoderState, Result, T5Config, T5Model};
@@ -33,6 +34,14 @@ pub(crate) trait Decoding {
     fn summaries(&self, state: &Self::State, k: usize, targets: &[u32]) -> Result<Option<Vec<RowSummary>>> {
         let _ = (state, k, targets);
         Ok(None)
+    }
+    /// Applies the logits processors' `edits` (index `row·vocab + token`, each once) to the
+    /// last step's logits where they are, so that [`Decoding::summaries`] then summarises the
+    /// processed rows; false when nothing was done because the logits are on the host anyway
+    /// (callers then process the rows they read).
+    fn edit_logits(&self, state: &mut Self::State, edits: &[(u32, Edit)]) -> Result<bool> {
+        let _ = (state, edits);
+        Ok(false)
     }
     /// Keeps rows `keep` of the state, in that order (a row may appear more than once).
     fn select_rows(&self, state: &mut Self::State, keep: &[usize]) -> Result<()>;

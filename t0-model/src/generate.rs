@@ -3,7 +3,9 @@
 //! independently and are dropped from the batch when they do.
 
 use crate::decoding::Decoding;
-use crate::logits_process::{idle, process, warp};
+use t0_kernels::logit_edit::Edit;
+
+use crate::logits_process::{idle, process, warp, RowProcess};
 use crate::pick;
 use crate::sampling::Rng;
 use crate::{GenerationConfig, Result, T5Model};
@@ -125,9 +127,19 @@ fn search<D: Decoding>(
         d.step(&mut state, &next)?;
         picked.clear();
         // Where the logits stay on a device, each row's top entries and log-sum-exp suffice
-        // while no processor is at work (`pick`); otherwise, the whole rows.
-        let summaries = match pick::search_k(cfg, vocab) {
-            Some(k) if alive.iter().all(|&o| idle(&seqs[o], cfg)) => d.summaries(&state, k, &[])?.map(|s| (s, k)),
+        // (`pick`), the processors at work applied to the rows there first; otherwise, the
+        // whole rows.
+        let k = pick::search_k(cfg, vocab);
+        let idle_rows = alive.iter().all(|&o| idle(&seqs[o], cfg));
+        // Whether the rows where they are now hold the processed logits.
+        let mut processed = false;
+        if k.is_some() && !idle_rows {
+            if let Some(edits) = row_edits(&alive, &seqs, cfg, vocab, eos) {
+                processed = d.edit_logits(&mut state, &edits)?;
+            }
+        }
+        let summaries = match k {
+            Some(k) if idle_rows || processed => d.summaries(&state, k, &[])?.map(|s| (s, k)),
             _ => None,
         };
         match summaries {
@@ -138,7 +150,9 @@ fn search<D: Decoding>(
                 let logits = d.logits(&mut state)?;
                 for (row, &o) in alive.iter().enumerate() {
                     let l = &mut logits[row * vocab..(row + 1) * vocab];
-                    process(l, &seqs[o], cfg, eos);
+                    if !processed {
+                        process(l, &seqs[o], cfg, eos);
+                    }
                     let tok = if cfg.do_sample {
                         warp(l, cfg);
                         rng.sample(l)
@@ -169,4 +183,23 @@ fn search<D: Decoding>(
         }
     }
     Ok(out.into_iter().map(|g| vec![g]).collect())
+}
+
+/// The edits [`process`] makes to a step's rows (the row of output `alive[r]` at `r·vocab`),
+/// for a model that applies them where the logits are; `None` when an index does not fit in
+/// 32 bits (the rows are then read and processed on the host).
+fn row_edits(
+    alive: &[usize],
+    seqs: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    vocab: usize,
+    eos: usize,
+) -> Option<Vec<(u32, Edit)>> {
+    let mut edits = Vec::new();
+    for (r, &o) in alive.iter().enumerate() {
+        for (t, e) in RowProcess::new(&seqs[o], cfg, eos).edits(vocab) {
+            edits.push((u32::try_from(r * vocab + t as usize).ok()?, e));
+        }
+    }
+    Some(edits)
 }

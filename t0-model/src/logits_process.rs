@@ -1,5 +1,7 @@
 //! Logits processors and warpers, each exactly as HF's of the same name, applied to one row.
 
+use t0_kernels::logit_edit::Edit;
+
 use crate::GenerationConfig;
 
 /// HF's `RepetitionPenaltyLogitsProcessor`: every token already in `seq` (the decoder input,
@@ -140,6 +142,19 @@ impl<'a> RowProcess<'a> {
         penalised + self.banned.len() + usize::from(self.eos_banned.is_some())
     }
 
+    /// The edits [`process`] makes to a row of `vocab` entries, each token once, in token
+    /// order ([`t0_kernels::logit_edit`]): what a device applies where the logits are before it
+    /// summarises the row (greedy search and sampling with a processor at work).
+    pub fn edits(&self, vocab: usize) -> Vec<(u32, Edit)> {
+        let mut edits = std::collections::BTreeMap::new();
+        if self.penalty != 1.0 {
+            edits.extend(self.seq.iter().map(|&t| (t, Edit::Penalty(self.penalty))));
+        }
+        // A ban comes after the penalty and leaves −∞ whatever the penalty made.
+        edits.extend(self.banned.iter().chain(&self.eos_banned).map(|&t| (t, Edit::Ban)));
+        edits.into_iter().filter(|&(t, _)| (t as usize) < vocab).collect()
+    }
+
     /// Entry `token` of the processed row, from its score `s` before.
     pub fn apply(&self, token: u32, s: f32) -> f32 {
         let mut s = s;
@@ -193,7 +208,9 @@ mod tests {
         for case in 0..300 {
             let vocab = 20 + case % 30;
             let row: Vec<f32> = (0..vocab).map(|_| rng.next_f32() * 8.0 - 6.0).collect();
-            let seq: Vec<u32> = (0..1 + case % 9).map(|_| (rng.next_u64() % 8) as u32).collect();
+            // Now and then a token past the vocabulary (which no processor touches).
+            let seq: Vec<u32> =
+                (0..1 + case % 9).map(|_| [0, 1, 2, 3, 4, 5, 6, 7, 1000][(rng.next_u64() % 9) as usize]).collect();
             let cfg = GenerationConfig {
                 repetition_penalty: [1.0, 1.3, 2.0][case % 3],
                 no_repeat_ngram_size: [0, 1, 2, 3][case % 4],
@@ -208,6 +225,14 @@ mod tests {
             for (t, (&x, &w)) in row.iter().zip(&whole).enumerate() {
                 assert_eq!(one.apply(t as u32, x).to_bits(), w.to_bits(), "case {case} token {t}");
             }
+            // The same row as a device makes it from the edits.
+            let edits = one.edits(vocab);
+            assert!(edits.len() <= one.touched(), "case {case}");
+            t0_kernels::logit_edit::check_edits(vocab, &edits).unwrap();
+            let mut edited = row.clone();
+            t0_kernels::logit_edit::apply_edits(&mut edited, &edits);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&edited), bits(&whole), "case {case}: edits");
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! What is here: the kernel sources ([`SOURCES`]: decode GEMV in f32, bf16 and f16, a bf16
 //! tensor-core GEMM for longer inputs, RMS norm,
-//! softmax, argmax, row summaries for decoding (log-sum-exp and top-k), ReLU / gelu_new / SiLU plain and gated, residual add, scale, embedding, the
+//! softmax, argmax, row summaries for decoding (log-sum-exp and top-k) and the logits processors'
+//! edits before them, ReLU / gelu_new / SiLU plain and gated, residual add, scale, embedding, the
 //! KV-cache append, attention with T5's relative bias), [`compile`] (NVRTC, any `sm_XX`), and
 //! [`CudaKernels`] (one device: every module compiled for its compute capability once per
 //! process, device buffers, launches on views). Each
@@ -29,6 +30,7 @@ use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
 
+use crate::logit_edit::{check_edits, Edit};
 use crate::row_summary::RowSummary;
 use crate::Activation;
 
@@ -53,7 +55,7 @@ pub const SOURCES: &[(&str, &str)] = &[
 pub const ENTRY_POINTS: &[(&str, &[&str])] = &[
     ("gemv", &["gemv_f32", "gemv_bf16", "gemv_f16"]),
     ("norm", &["rms_norm", "add_rms_norm"]),
-    ("softmax", &["softmax_rows", "argmax_rows", "row_summary"]),
+    ("softmax", &["softmax_rows", "argmax_rows", "row_summary", "edit_logits"]),
     (
         "activation",
         &[
@@ -617,6 +619,25 @@ impl CudaKernels {
                 RowSummary { log_sum_exp: o[0], target: o[1], top }
             })
             .collect())
+    }
+
+    /// Applies the logits processors' `edits` (entry index, [`Edit`]; checked here by
+    /// [`check_edits`]) to `x` in place, one thread per edit: what a step's rows become before
+    /// [`CudaKernels::row_summaries`] when a processor is at work. The same bits as
+    /// [`crate::logit_edit::apply_edits`] (IEEE division).
+    pub fn edit_logits(&self, x: &mut CudaViewMut<'_, f32>, edits: &[(u32, Edit)]) -> Result<(), CudaError> {
+        check_edits(x.len(), edits).map_err(CudaError::InvalidArgument)?;
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let n = Self::int("edits", edits.len())?;
+        let index: Vec<u32> = edits.iter().map(|&(i, _)| i).collect();
+        let code: Vec<f32> = edits.iter().map(|&(_, e)| e.code()).collect();
+        let (index, code) = (self.stream.clone_htod(&index)?, self.stream.clone_htod(&code)?);
+        let f = self.function("edit_logits")?;
+        // SAFETY: one thread per edit; every index is inside `x` and none repeats (checked above).
+        unsafe { self.stream.launch_builder(f).arg(x).arg(&index).arg(&code).arg(&n).launch(Self::flat(edits.len()))? };
+        Ok(())
     }
 
     /// `out[r, c] = act(gate_up[r, c]) · gate_up[r, ff + c]` (rows of `[gate | up]`).

@@ -109,3 +109,16 @@ extern "C" __global__ void row_summary(const float* __restrict__ x, int cols, in
         }
     }
 }
+
+// The logits processors' edits (see logit_edit.rs), one thread per edited entry: code[i] is
+// HF's repetition penalty p (x·p when x < 0, else x / p, IEEE division as on the CPU) or 0 for
+// a ban (-inf). Every index is distinct and inside x (checked by the caller).
+// Launch: block 256, grid ceil(n / 256).
+extern "C" __global__ void edit_logits(float* __restrict__ x, const unsigned* __restrict__ index,
+                                       const float* __restrict__ code, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float* v = x + index[i];
+    const float p = code[i];
+    *v = p == 0.0f ? -INFINITY : (*v < 0.0f ? *v * p : *v / p);
+}

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use t0_kernels::cuda::cudarc::driver::{CudaSlice, CudaView, CudaViewMut};
 
 use t0_kernels::cuda::{CudaAttention, CudaError, CudaKernels, CudaRecording, GEMV_MAX_M};
+use t0_kernels::logit_edit::Edit;
 use t0_kernels::{Activation, WeightView};
 
 use super::{rows_f32, At, Backend, DeviceAttention, DeviceDType};
@@ -372,6 +373,12 @@ impl Backend for CudaBackend {
             return super::summarise(&self.download(x, rows * cols)?, rows, cols, k, targets);
         }
         self.kernels.row_summaries(&x.as_view(), rows, cols, k, targets).map_err(|e| self.err(e))
+    }
+
+    fn edit_logits(&self, x: &mut CudaSlice<f32>, len: usize, edits: &[(u32, Edit)]) -> Result<()> {
+        let _enqueue = self.enqueue();
+        let mut x = view_mut("edit_logits x", x, 0, len)?;
+        self.kernels.edit_logits(&mut x, edits).map_err(|e| self.err(e))
     }
 
     fn record(&self, launches: &mut dyn FnMut() -> Result<()>) -> Result<Option<CudaStep>> {

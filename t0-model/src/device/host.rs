@@ -1,6 +1,7 @@
 //! [`Backend`] on host memory with this crate's CPU kernels: the reference the device backends
 //! are held to, and what keeps [`super::DeviceModel`]'s orchestration tested on every machine.
 
+use t0_kernels::logit_edit::{apply_edits, check_edits, Edit};
 use t0_kernels::{Activation, AttentionArgs, BiasView, Kernels, PackDType, PackedWeight, WeightView};
 
 use super::{decode_index, At, Backend, DeviceAttention, DeviceDType, NoRecording};
@@ -249,6 +250,16 @@ impl Backend for HostBackend {
         targets: &[u32],
     ) -> Result<Vec<t0_kernels::row_summary::RowSummary>> {
         super::summarise(x, rows, cols, k, targets)
+    }
+
+    fn edit_logits(&self, x: &mut Vec<f32>, len: usize, edits: &[(u32, Edit)]) -> Result<()> {
+        let n = x.len();
+        let x = x
+            .get_mut(..len)
+            .ok_or_else(|| ModelError::InvalidArgument(format!("edit_logits x: {n} values, {len} needed")))?;
+        check_edits(len, edits).map_err(ModelError::InvalidArgument)?;
+        apply_edits(x, edits);
+        Ok(())
     }
 
     fn argmax(&self, x: &Vec<f32>, rows: usize, cols: usize) -> Result<Vec<u32>> {

@@ -34,6 +34,7 @@ pub use host::{HostBackend, HostWeight};
 pub use model::{DeviceEncoded, DeviceModel};
 pub use state::DeviceState;
 
+use t0_kernels::logit_edit::{apply_edits, check_edits, Edit};
 use t0_kernels::row_summary::{row_summary, RowSummary};
 use t0_kernels::{Activation, WeightView};
 
@@ -238,6 +239,17 @@ pub trait Backend: Send + Sync {
         targets: &[u32],
     ) -> Result<Vec<RowSummary>> {
         summarise(&self.download(x, rows * cols)?, rows, cols, k, targets)
+    }
+    /// Applies the logits processors' `edits` (index into `x`'s first `len` values,
+    /// [`Edit`]; each index once) to `x` in place, so that a step's rows can be summarised
+    /// after processing without coming back ([`Backend::row_summaries`]). Every value as
+    /// [`t0_kernels::logit_edit::apply_edits`] makes it. Default: downloads the `len` values,
+    /// edits them on the host and writes them back.
+    fn edit_logits(&self, x: &mut Self::Buf, len: usize, edits: &[(u32, Edit)]) -> Result<()> {
+        check_edits(len, edits).map_err(ModelError::InvalidArgument)?;
+        let mut host = self.download(x, len)?;
+        apply_edits(&mut host, edits);
+        self.write(x, &host)
     }
     /// Runs `launches` (a decode step's, reading everything that changes from one step to the
     /// next from device memory) and, when the device can replay them as they are (a CUDA graph),

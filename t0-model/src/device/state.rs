@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use t0_kernels::logit_edit::Edit;
 use t0_kernels::row_summary::RowSummary;
 
 use super::model::{tied_scale, Work, INDEX_LIMIT};
@@ -383,6 +384,11 @@ impl<B: Backend> Decoding for DeviceModel<B> {
 
     fn summaries(&self, state: &DeviceState<B>, k: usize, targets: &[u32]) -> Result<Option<Vec<RowSummary>>> {
         self.backend.row_summaries(&state.logits, state.rows, self.lm_head.rows, k, targets).map(Some)
+    }
+
+    fn edit_logits(&self, state: &mut DeviceState<B>, edits: &[(u32, Edit)]) -> Result<bool> {
+        let len = state.rows * self.lm_head.rows;
+        self.backend.edit_logits(&mut state.logits, len, edits).map(|()| true)
     }
 
     fn select_rows(&self, state: &mut DeviceState<B>, keep: &[usize]) -> Result<()> {

@@ -93,6 +93,9 @@ fn check_against_hf<B: Backend>(make: impl Fn() -> B, dtype: DeviceDType, tol: f
             for (g, (_, want)) in got.iter().zip(&inputs) {
                 assert_eq!(&g[0].token_ids, want, "{name}: generate, one batch of {}", inputs.len());
             }
+            // HF with logits processors at work (edited on the device in greedy search).
+            let what = format!("{name} on {}", dev.backend().name());
+            check_processor_runs(&dir, tol, &what, |inputs, cfg| dev.generate(inputs, cfg).unwrap());
         }
     }
 }

@@ -168,6 +168,18 @@ fn beam_search_matches_hf() {
     });
 }
 
+/// Greedy and beam search with logits processors at work (repetition penalties above and below
+/// 1, n-gram bans, minimum lengths) give HF's ids, log-probs and scores, each model's cases
+/// decoded as one batch.
+#[test]
+fn logits_processors_match_hf() {
+    for dir in fixture_models() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let model = T5Model::from_dir(&dir).unwrap();
+        check_processor_runs(&dir, TOL, &name, |inputs, cfg| model.generate(inputs, cfg).unwrap());
+    }
+}
+
 /// Beam search of all of a model's cases in one call (their beams decoded together, inputs of
 /// different lengths, searches ending at different steps) gives each case HF's beams.
 #[test]

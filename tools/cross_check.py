@@ -8,7 +8,9 @@ other than 1/0, a fifth saved as mT5 and a fifth as umT5), random weights, rando
 
 * greedy ids and token log-probs of several inputs decoded as one padded batch;
 * beam search (3 beams, 2 returned) of all inputs in one call: ids and scores;
-* rank-classification scores of answer choices (`t0 score`).
+* rank-classification scores of answer choices (`t0 score`);
+* greedy and beam search again with logits processors at work (a repetition penalty of 1.3, 2 or 0.8,
+  an n-gram size of 0, 2 or 3, a minimum length of 0 or 3, drawn per model): ids, log-probs, scores.
 
 With `--texts N` it also encodes N random texts (words, punctuation, runs of spaces, tabs and newlines,
 accents, CJK, emoji, NFKC-foldable characters, `<extra_id_*>`/`</s>` written in the text) with `t0 tokenize`
@@ -122,6 +124,39 @@ def teacher_gap(model, model64, x, decoder_input, targets):
 
 
 @torch.no_grad()
+def hf_generate(model, x, kw):
+    """HF's greedy search and beam search (3 beams, 2 returned) of input `x` with generate()
+    options `kw` (e.g. logits processors): the greedy ids, their log-probs under the processed
+    distribution and the top-2 gap of each step's processed scores; the beams' ids and scores."""
+    eos = model.config.eos_token_id
+    out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
+                         max_new_tokens=MAX_NEW, output_scores=True, return_dict_in_generate=True, **kw)
+    toks = trim(out.sequences[0, 1:].tolist(), eos)
+    s = torch.stack(out.scores)[:, 0].double()
+    lp = torch.log_softmax(s, -1)
+    top2 = s.topk(2, -1).values
+    greedy = {"ids": toks, "lp": [lp[i, t].item() for i, t in enumerate(toks)],
+              "gaps": (top2[:, 0] - top2[:, 1]).tolist()}
+    out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=3,
+                         num_return_sequences=2, max_new_tokens=MAX_NEW, output_scores=True,
+                         return_dict_in_generate=True, **kw)
+    beams = {"ids": [trim(q[1:], eos) for q in out.sequences.tolist()], "scores": out.sequences_scores.tolist()}
+    return greedy, beams
+
+
+def draw_processors(rng):
+    """Logits processors for one model: a repetition penalty above or below 1, an n-gram size, a
+    minimum length (HF's generate() names)."""
+    return {"repetition_penalty": rng.choice([1.3, 2.0, 0.8]), "no_repeat_ngram_size": rng.choice([0, 2, 3]),
+            "min_new_tokens": rng.choice([0, 3])}
+
+
+def processor_args(proc):
+    return ["--repetition-penalty", str(proc["repetition_penalty"]),
+            "--no-repeat-ngram-size", str(proc["no_repeat_ngram_size"]),
+            "--min-new-tokens", str(proc["min_new_tokens"])]
+
+
 def hf_reference(model, inputs, choices, f64=True):
     cfg = model.config
     kw = {"use_cache": False} if cfg.num_decoder_layers > cfg.num_layers else {}
@@ -132,21 +167,12 @@ def hf_reference(model, inputs, choices, f64=True):
     model64, f64_gap = (copy.deepcopy(model).double() if f64 else None), 0.0
     for ids, chs in zip(inputs, choices):
         x = torch.tensor([ids])
-        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
-                             max_new_tokens=MAX_NEW, output_scores=True, return_dict_in_generate=True, **kw)
-        toks = trim(out.sequences[0, 1:].tolist(), cfg.eos_token_id)
-        s = torch.stack(out.scores)[:, 0].double()
-        lp = torch.log_softmax(s, -1)
-        top2 = s.topk(2, -1).values
-        greedy.append({"ids": toks, "lp": [lp[i, t].item() for i, t in enumerate(toks)],
-                       "gaps": (top2[:, 0] - top2[:, 1]).tolist()})
+        g, b = hf_generate(model, x, kw)
+        greedy.append(g)
+        beams.append(b)
+        toks = g["ids"]
         if model64 is not None:
             f64_gap = max(f64_gap, teacher_gap(model, model64, x, [cfg.decoder_start_token_id] + toks[:-1], toks))
-        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=3,
-                             num_return_sequences=2, max_new_tokens=MAX_NEW, output_scores=True,
-                             return_dict_in_generate=True, **kw)
-        beams.append({"ids": [trim(q[1:], cfg.eos_token_id) for q in out.sequences.tolist()],
-                      "scores": out.sequences_scores.tolist()})
         row = []
         for c in chs:
             lp32 = teacher_logprobs(model, x, [cfg.decoder_start_token_id] + c[:-1], c)
@@ -173,8 +199,23 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
     problems and the number of near-ties. `f64_logprobs(k, toks)`, when given, is HF's float64 run,
     which a greedy log-prob off HF's float32 by more than `tol` may match instead."""
     greedy, beams, scores = refs
-    problems, ties, worst = [], 0, {"greedy": 0.0, "beam": 0.0, "score": 0.0}
+    worst = {"greedy": 0.0, "beam": 0.0, "score": 0.0}
     common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device]
+    problems, ties = compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs)
+    for k, ids in enumerate(inputs):
+        row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
+                              *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
+        err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
+        worst["score"] = max(worst["score"], err)
+        if err > tol * max(len(c) for c in choices[k]):
+            problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
+    return problems, ties, worst
+
+
+def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs=None, what=""):
+    """`t0 generate` (arguments `common`) against HF's greedy and beam results: a list of problems and
+    the number of near-ties; the largest differences go into `worst`."""
+    problems, ties = [], 0
     rows = run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
     for k, (ref, got) in enumerate(zip(greedy, rows)):
         n = next((j for j, (a, b) in enumerate(zip(ref["ids"], got["token_ids"])) if a != b),
@@ -183,7 +224,7 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
             if n < len(ref["gaps"]) and ref["gaps"][n] < TOL:
                 ties += 1
                 continue
-            problems.append(f"greedy input {k}: ids {got['token_ids']} != HF {ref['ids']}")
+            problems.append(f"greedy{what} input {k}: ids {got['token_ids']} != HF {ref['ids']}")
             continue
         err = max((abs(a - b) for a, b in zip(ref["lp"], got["token_logprobs"])), default=0.0)
         worst["greedy"] = max(worst["greedy"], err)
@@ -192,27 +233,21 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
             err64 = (max(abs(a - b) for a, b in zip(f64_logprobs(k, ref["ids"]), got["token_logprobs"]))
                      if f64_logprobs else err)
             if err64 > tol:
-                problems.append(f"greedy input {k}: log-prob error {err:.2e} ({err64:.2e} from HF in float64)")
+                problems.append(f"greedy{what} input {k}: log-prob error {err:.2e} ({err64:.2e} from HF in float64)")
     # Beam search of all inputs in one call (their beams share one decoder state).
     beam_rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2",
                                 *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
-    for k, ids in enumerate(inputs):
+    for k in range(len(inputs)):
         rows = beam_rows[2 * k: 2 * k + 2]
         got_ids, got_scores = [r["token_ids"] for r in rows], [r["score"] for r in rows]
         if got_ids != beams[k]["ids"]:
-            problems.append(f"beam input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
+            problems.append(f"beam{what} input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
         else:
             err = max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"]))
             worst["beam"] = max(worst["beam"], err)
             if err > tol:
-                problems.append(f"beam input {k}: scores {got_scores} != HF {beams[k]['scores']}")
-        row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
-                              *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
-        err = max(abs(a - b) for a, b in zip(row["scores"], scores[k]))
-        worst["score"] = max(worst["score"], err)
-        if err > tol * max(len(c) for c in choices[k]):
-            problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
-    return problems, ties, worst
+                problems.append(f"beam{what} input {k}: scores {got_scores} != HF {beams[k]['scores']}")
+    return problems, ties
 
 
 def check_model_dir(d, binary, device, seed=0):
@@ -260,12 +295,22 @@ def check(seed, binary, work, device="cpu"):
         return teacher_logprobs(model64, torch.tensor([inputs[k]]), [config.decoder_start_token_id] + toks[:-1], toks)
 
     problems, ties, _ = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs)
+    # Greedy and beam search again with logits processors at work (drawn after everything above,
+    # so the models and inputs of a seed do not depend on this round).
+    proc = draw_processors(rng)
+    kw = {"use_cache": False} if config.num_decoder_layers > config.num_layers else {}
+    refs = [hf_generate(model, torch.tensor([x]), {**kw, **proc}) for x in inputs]
+    common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device, *processor_args(proc)]
+    more, more_ties = compare_generate(binary, common, inputs, [g for g, _ in refs], [b for _, b in refs], tol,
+                                       {"greedy": 0.0, "beam": 0.0}, what=" (processors)")
+    problems, ties = problems + more, ties + more_ties
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
             f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "
             f"tied={config.tie_word_embeddings} type={config.model_type} vocab={v} eos={eos} start={config.decoder_start_token_id} "
             f"eps={config.layer_norm_epsilon} storage={storage}{' sharded' if seed % 3 == 1 else ''} "
-            f"hf32-vs-64={f64_gap:.0e}")
+            f"hf32-vs-64={f64_gap:.0e} processors: penalty={proc['repetition_penalty']} "
+            f"ngram={proc['no_repeat_ngram_size']} min_new={proc['min_new_tokens']}")
     return desc, problems, ties
 
 

@@ -20,7 +20,9 @@ What it makes (see tests/fixtures/README.md for the schema):
   stored as four separate tensors; weights stored in bfloat16; umT5 (a relative-position table in every
   self-attention layer, as google/umt5-* have), with inner width != d_model and unequal depths.
   Next to each model: ``expected.json`` (HF's generate() results: greedy, greedy with min_new_tokens, beam
-  search, rank-classification scores) and ``expected.safetensors`` (encoder states and decoder logits).
+  search, rank-classification scores), ``expected.safetensors`` (encoder states and decoder logits) and
+  ``expected_processors.json`` (greedy and beam search with logits processors at work: repetition penalties
+  above and below 1, n-gram bans, minimum lengths; ``--processors`` rewrites only these files).
 * ``buckets.json``: HF's own ``T5Attention._relative_position_bucket`` for relative positions -3000..=3000.
 
 Why the weights are not just HF's random init: HF's init gives every RMS-norm weight 1.0 (a bug that ignores
@@ -543,6 +545,57 @@ def make_model(spec, out_dir):
     return dict(name=spec["name"], seed=seed, margin=margin)
 
 
+# Logits processors recorded per model (expected_processors.json), each with greedy and beam search:
+# HF's generate() options. A setting is kept for a model only where its recorded results are robust
+# (greedy margins and beams under noise, as for the plain runs).
+PROCESSOR_SETTINGS = [
+    {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2},
+    {"repetition_penalty": 0.8, "min_new_tokens": 4},
+    {"repetition_penalty": 2.0, "no_repeat_ngram_size": 3, "min_new_tokens": 2},
+]
+
+
+def make_processor_records(spec, out_dir):
+    """Greedy and beam search (4 beams, 2 returned) with the logits processors of PROCESSOR_SETTINGS on
+    the inputs of the model's expected.json, from the model files as written: expected_processors.json.
+    Adds a file and changes none, so it can run on committed fixtures (`--processors`)."""
+    d = os.path.join(out_dir, "models", spec["name"])
+    model = load_model(d)
+    kw = gen_kwargs(model.config)
+    with open(os.path.join(d, "expected.json")) as f:
+        plain = json.load(f)["cases"]
+    runs, changed = [], 0
+    for k, setting in enumerate(PROCESSOR_SETTINGS):
+        opts = {key: v for key, v in setting.items() if key != "min_new_tokens"}
+        min_new = setting.get("min_new_tokens", 0)
+        cases, problems = [], []
+        for i, case in enumerate(plain):
+            ids = case["input_ids"]
+            greedy, margin = run_greedy(model, ids, min_new, {**kw, **opts})
+            if margin <= MARGIN_MIN:
+                problems.append(f"case {i}: greedy margin {margin:.2e}")
+            beams, scores = run_beam(model, ids, 2, {**kw, **setting})
+            for ns in (1, 2):
+                if run_beam(model, ids, 2, {**kw, **setting}, noise_seed=100000 + 1000 * k + 10 * i + ns)[0] != beams:
+                    problems.append(f"case {i}: beam result changes under noise")
+            changed += greedy["token_ids"] != case["greedy"]["token_ids"]
+            cases.append({"input_ids": ids, "greedy": greedy,
+                          "beam": {"num_beams": NUM_BEAMS, "num_return_sequences": 2, "max_new_tokens": MAX_NEW,
+                                   "token_ids": beams, "sequence_scores": scores}})
+        if problems:
+            print(f"  {spec['name']} processors {setting}: not recorded ({'; '.join(problems)})", flush=True)
+            continue
+        runs.append({"processors": setting, "cases": cases})
+    if not runs or not changed:
+        raise SystemExit(f"{spec['name']}: no robust processor setting that changes a greedy output")
+    write_json(os.path.join(d, "expected_processors.json"), {
+        "model": spec["name"], "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__, "runs": runs,
+    })
+    print(f"{spec['name']}: {len(runs)} processor settings recorded, {changed} greedy outputs changed by them",
+          flush=True)
+
+
 def make_buckets(out_dir):
     rel = torch.arange(BUCKET_MIN, BUCKET_MAX + 1, dtype=torch.long)
     cases = []
@@ -557,17 +610,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(REPO_ROOT, "tests", "fixtures"))
     ap.add_argument("--only", nargs="*", help="model names to (re)generate (default: all)")
+    ap.add_argument("--processors", action="store_true",
+                    help="only (re)write each model's expected_processors.json from the model files already there")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()
     os.makedirs(os.path.join(args.out, "models"), exist_ok=True)
+    if args.processors:
+        for spec in MODELS:
+            if not args.only or spec["name"] in args.only:
+                make_processor_records(spec, args.out)
+        return
     make_buckets(args.out)
     summary = []
     for spec in MODELS:
         if args.only and spec["name"] not in args.only:
             continue
         summary.append(make_model(spec, args.out))
+        make_processor_records(spec, args.out)
     print("transformers", transformers.__version__, "torch", torch.__version__)
     for s in summary:
         print(f"  {s['name']:20s} seed {s['seed']:5d}  min greedy margin {s['margin']:.4g}")

@@ -82,3 +82,48 @@ pub fn teacher_logits(model: &t0_model::T5Model, case: &Value) -> Vec<f32> {
     let mut state = model.decoder_state(cross, vec![0]).unwrap();
     model.decode(&mut state, &teacher, teacher.len()).unwrap()
 }
+
+/// Checks `generate` (inputs, settings → per input, its sequences) against HF's greedy and beam
+/// search with logits processors at work, recorded for the fixture model in `dir`
+/// (`expected_processors.json`: repetition penalties above and below 1, n-gram bans, minimum
+/// lengths): per setting, all of the model's cases in one call, greedy then beam search (4
+/// beams, 2 returned); ids identical, log-probs and scores within `tol`.
+pub fn check_processor_runs(
+    dir: &Path,
+    tol: f32,
+    what: &str,
+    generate: impl Fn(&[Vec<u32>], &t0_model::GenerationConfig) -> Vec<Vec<t0_model::Generated>>,
+) {
+    let text = std::fs::read_to_string(dir.join("expected_processors.json")).expect("expected_processors.json");
+    let exp: Value = serde_json::from_str(&text).expect("expected_processors.json is JSON");
+    let runs = exp["runs"].as_array().expect("runs");
+    assert!(!runs.is_empty(), "{what}: no processor runs recorded");
+    for run in runs {
+        let p = &run["processors"];
+        let cfg = t0_model::GenerationConfig {
+            max_new_tokens: 12,
+            repetition_penalty: p["repetition_penalty"].as_f64().unwrap_or(1.0) as f32,
+            no_repeat_ngram_size: p["no_repeat_ngram_size"].as_u64().unwrap_or(0) as usize,
+            min_new_tokens: p["min_new_tokens"].as_u64().unwrap_or(0) as usize,
+            ..Default::default()
+        };
+        let cases = run["cases"].as_array().expect("cases");
+        let inputs: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["input_ids"])).collect();
+        let greedy = generate(&inputs, &cfg);
+        let beam_cfg = t0_model::GenerationConfig { num_beams: 4, num_return_sequences: 2, ..cfg.clone() };
+        let beams = generate(&inputs, &beam_cfg);
+        for (i, case) in cases.iter().enumerate() {
+            let at = format!("{what} processors {p} case {i}");
+            let g = &case["greedy"];
+            assert_eq!(greedy[i][0].token_ids, ids(&g["token_ids"]), "{at}: greedy ids");
+            assert_close(&greedy[i][0].token_logprobs, &floats(&g["token_logprobs"]), tol, &format!("{at}: greedy"));
+            let b = &case["beam"];
+            let want_scores = floats(&b["sequence_scores"]);
+            for (j, want) in b["token_ids"].as_array().expect("beams").iter().enumerate() {
+                assert_eq!(beams[i][j].token_ids, ids(want), "{at}: beam {j} ids");
+                let s = beams[i][j].score.expect("a beam score");
+                assert!((s - want_scores[j]).abs() <= tol, "{at}: beam {j} score {s} vs {}", want_scores[j]);
+            }
+        }
+    }
+}

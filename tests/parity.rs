@@ -243,3 +243,64 @@ fn transformers5_saved_models_match_hf() {
         }
     }
 }
+
+/// The logits processors and sampling warpers, row by row, against the list HF's `generate()`
+/// builds for the same sampling settings (`tests/fixtures/logits_process.json`: 100 rows with
+/// ties, −∞ and all-equal values; random temperatures, top-k, top-p, repetition penalties, n-gram
+/// sizes, minimum lengths and decoder inputs): the same values kept, bit for bit, and the same
+/// entries removed — except which of several *equal* entries top-p removes at its cut, which HF
+/// leaves to torch's unstable sort (ours removes the lower indices first).
+#[test]
+fn logits_processors_and_warpers_match_hf_row_by_row() {
+    use t0_model::logits_process::{process, warp};
+    let text = std::fs::read_to_string(fixtures().join("logits_process.json")).unwrap();
+    let exp: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let eos = exp["eos_token_id"].as_u64().unwrap() as usize;
+    // −∞ is written as null.
+    let row = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().map_or(f32::NEG_INFINITY, |f| f as f32)).collect()
+    };
+    let kept = |v: &[f32]| {
+        let mut k: Vec<u32> = v.iter().filter(|x| x.is_finite()).map(|x| x.to_bits()).collect();
+        k.sort_unstable();
+        k
+    };
+    let cases = exp["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 100);
+    let mut tie_cuts = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let c = &case["config"];
+        let cfg = GenerationConfig {
+            do_sample: true,
+            temperature: c["temperature"].as_f64().unwrap() as f32,
+            top_k: c["top_k"].as_u64().unwrap() as usize,
+            top_p: c["top_p"].as_f64().unwrap() as f32,
+            repetition_penalty: c["repetition_penalty"].as_f64().unwrap() as f32,
+            no_repeat_ngram_size: c["no_repeat_ngram_size"].as_u64().unwrap() as usize,
+            min_new_tokens: c["min_new_tokens"].as_u64().unwrap() as usize,
+            ..Default::default()
+        };
+        let what = format!("case {i} ({c}, {})", case["hf_processors"]);
+        let mut got = row(&case["logits"]);
+        process(&mut got, &ids(&case["decoder_input_ids"]), &cfg, eos);
+        // What top-p cuts from: the row after the processors, the temperature and top-k.
+        let mut before_p = got.clone();
+        warp(&mut before_p, &GenerationConfig { top_p: 1.0, ..cfg.clone() });
+        warp(&mut got, &cfg);
+        let want = row(&case["processed"]);
+        assert_eq!(kept(&got), kept(&want), "{what}: the values kept");
+        let differ: Vec<usize> = (0..got.len()).filter(|&j| got[j].to_bits() != want[j].to_bits()).collect();
+        for &j in &differ {
+            let ties = before_p.iter().filter(|&&x| x == before_p[j]).count();
+            assert!(
+                cfg.top_p < 1.0 && ties > 1,
+                "{what}: entry {j} is {}, HF {} (not a tie at the top-p cut)",
+                got[j],
+                want[j]
+            );
+        }
+        tie_cuts += usize::from(!differ.is_empty());
+    }
+    // The fixture's all-equal and coarse-grid rows put ties at the cut now and then.
+    assert!(tie_cuts < 10, "{tie_cuts} rows differ at a tie");
+}

@@ -151,6 +151,26 @@ def draw_processors(rng):
             "min_new_tokens": rng.choice([0, 3])}
 
 
+@torch.no_grad()
+def processed_logprobs(model, x, toks, proc):
+    """Teacher-forced log-probs of `toks` under the distribution HF's generate() processes with `proc`
+    (its own processor list, applied step by step to the model's logits)."""
+    from transformers import GenerationConfig
+    cfg = model.config
+    start = cfg.decoder_start_token_id
+    logits = model(input_ids=x, attention_mask=torch.ones_like(x), decoder_input_ids=torch.tensor([[start] + toks[:-1]]),
+                   use_cache=False).logits[0]
+    gc = GenerationConfig(eos_token_id=cfg.eos_token_id, pad_token_id=cfg.pad_token_id, decoder_start_token_id=start,
+                          **proc)
+    model._prepare_special_tokens(gc, True, device="cpu")
+    procs = model._get_logits_processor(gc, input_ids_seq_length=1, encoder_input_ids=x, device="cpu", model_kwargs={})
+    out = []
+    for i, t in enumerate(toks):
+        s = procs(torch.tensor([[start] + toks[:i]]), logits[i:i + 1].clone())
+        out.append(torch.log_softmax(s.double(), -1)[0, t].item())
+    return out
+
+
 def processor_args(proc):
     return ["--repetition-penalty", str(proc["repetition_penalty"]),
             "--no-repeat-ngram-size", str(proc["no_repeat_ngram_size"]),
@@ -302,7 +322,9 @@ def check(seed, binary, work, device="cpu"):
     refs = [hf_generate(model, torch.tensor([x]), {**kw, **proc}) for x in inputs]
     common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device, *processor_args(proc)]
     more, more_ties = compare_generate(binary, common, inputs, [g for g, _ in refs], [b for _, b in refs], tol,
-                                       {"greedy": 0.0, "beam": 0.0}, what=" (processors)")
+                                       {"greedy": 0.0, "beam": 0.0},
+                                       lambda k, toks: processed_logprobs(model64, torch.tensor([inputs[k]]), toks, proc),
+                                       what=" (processors)")
     problems, ties = problems + more, ties + more_ties
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"

@@ -596,6 +596,47 @@ def make_processor_records(spec, out_dir):
           flush=True)
 
 
+LOGITS_PROCESS_CASES = 100
+LOGITS_PROCESS_VOCAB = 32
+
+
+def make_logits_process_cases(out_dir):
+    """logits_process.json: rows of logits through the processors and warpers HF's generate() builds
+    for a sampling config (`_get_logits_processor`, in its order), on random settings and decoder inputs;
+    the -inf entries written as null."""
+    import random
+    from transformers import GenerationConfig
+    rng = random.Random(21)
+    g = torch.Generator().manual_seed(21)
+    model = load_model(os.path.join(out_dir, "models", "gated-gelu-inner"))
+    v = LOGITS_PROCESS_VOCAB
+    cases = []
+    for i in range(LOGITS_PROCESS_CASES):
+        row = torch.randn(v, generator=g) * 3
+        if i % 2 == 0:
+            row = (row * 2).round() / 2  # a coarse grid: ties everywhere
+        if i % 5 == 0:
+            row[rng.randrange(v)] = -math.inf
+        if i % 17 == 0:
+            row[:] = 1.5  # every value equal
+        seq = [0] + [rng.randrange(12) for _ in range(rng.randrange(0, 10))]
+        cfg = {"temperature": rng.choice([1.0, 0.7, 1.5]), "top_k": rng.choice([0, 1, 5, 50]),
+               "top_p": rng.choice([1.0, 0.9, 0.5, 0.1]), "repetition_penalty": rng.choice([1.0, 1.3, 0.8]),
+               "no_repeat_ngram_size": rng.choice([0, 2, 3]), "min_new_tokens": rng.choice([0, 4])}
+        gc = GenerationConfig(do_sample=True, eos_token_id=1, pad_token_id=0, decoder_start_token_id=0, **cfg)
+        model._prepare_special_tokens(gc, True, device="cpu")  # as generate() does: the eos tensor
+        procs = model._get_logits_processor(gc, input_ids_seq_length=1, encoder_input_ids=torch.tensor([[5, 1]]),
+                                            device="cpu", model_kwargs={})
+        out = procs(torch.tensor([seq]), row.clone()[None])[0]
+        enc = lambda t: [None if math.isinf(x) and x < 0 else f32(x) for x in t.tolist()]
+        cases.append({"config": cfg, "decoder_input_ids": seq, "logits": enc(row), "processed": enc(out),
+                      "hf_processors": [type(p).__name__ for p in procs]})
+    write_json(os.path.join(out_dir, "logits_process.json"), {
+        "transformers_version": transformers.__version__, "torch_version": torch.__version__, "eos_token_id": 1,
+        "cases": cases,
+    })
+
+
 def make_buckets(out_dir):
     rel = torch.arange(BUCKET_MIN, BUCKET_MAX + 1, dtype=torch.long)
     cases = []
@@ -611,7 +652,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO_ROOT, "tests", "fixtures"))
     ap.add_argument("--only", nargs="*", help="model names to (re)generate (default: all)")
     ap.add_argument("--processors", action="store_true",
-                    help="only (re)write each model's expected_processors.json from the model files already there")
+                    help="only (re)write the logits-processor fixtures (each model's expected_processors.json, "
+                    "logits_process.json) from the model files already there")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -621,6 +663,7 @@ def main():
         for spec in MODELS:
             if not args.only or spec["name"] in args.only:
                 make_processor_records(spec, args.out)
+        make_logits_process_cases(args.out)
         return
     make_buckets(args.out)
     summary = []
@@ -629,6 +672,8 @@ def main():
             continue
         summary.append(make_model(spec, args.out))
         make_processor_records(spec, args.out)
+    if not args.only or "gated-gelu-inner" in args.only:
+        make_logits_process_cases(args.out)
     print("transformers", transformers.__version__, "torch", torch.__version__)
     for s in summary:
         print(f"  {s['name']:20s} seed {s['seed']:5d}  min greedy margin {s['margin']:.4g}")

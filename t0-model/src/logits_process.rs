@@ -72,7 +72,10 @@ pub fn top_k(scores: &mut [f32], k: usize) {
 }
 
 /// HF's `TopPLogitsWarper`: sort ascending, drop the tokens whose cumulative probability stays
-/// at or below `1 − p` (always keeping the most likely one).
+/// at or below `1 − p` (always keeping the most likely one). Equal scores sort in index order, so
+/// of several equal entries at the cut the lower indices go first; HF leaves that order to
+/// torch's unstable sort (which differs between CPU and GPU and with the row's length), so on
+/// such exact ties the two may keep different entries of the same value.
 pub fn top_p(scores: &mut [f32], p: f32) {
     if p >= 1.0 {
         return;

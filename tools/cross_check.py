@@ -10,7 +10,8 @@ other than 1/0, a fifth saved as mT5 and a fifth as umT5), random weights, rando
 * beam search (3 beams, 2 returned) of all inputs in one call: ids and scores;
 * rank-classification scores of answer choices (`t0 score`);
 * greedy and beam search again with logits processors at work (a repetition penalty of 1.3, 2 or 0.8,
-  an n-gram size of 0, 2 or 3, a minimum length of 0 or 3, drawn per model): ids, log-probs, scores.
+  an n-gram size of 0, 2 or 3, a minimum length of 0 or 3, drawn per model), the beams with a length
+  penalty of 1, 0, 2, -1 or 0.5 and early stopping false, true or "never": ids, log-probs, scores.
 
 With `--texts N` it also encodes N random texts (words, punctuation, runs of spaces, tabs and newlines,
 accents, CJK, emoji, NFKC-foldable characters, `<extra_id_*>`/`</s>` written in the text) with `t0 tokenize`
@@ -124,7 +125,7 @@ def teacher_gap(model, model64, x, decoder_input, targets):
 
 
 @torch.no_grad()
-def hf_generate(model, x, kw):
+def hf_generate(model, x, kw, beam_kw=None):
     """HF's greedy search and beam search (3 beams, 2 returned) of input `x` with generate()
     options `kw` (e.g. logits processors): the greedy ids, their log-probs under the processed
     distribution and the top-2 gap of each step's processed scores; the beams' ids and scores."""
@@ -139,7 +140,7 @@ def hf_generate(model, x, kw):
               "gaps": (top2[:, 0] - top2[:, 1]).tolist()}
     out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=3,
                          num_return_sequences=2, max_new_tokens=MAX_NEW, output_scores=True,
-                         return_dict_in_generate=True, **kw)
+                         return_dict_in_generate=True, **kw, **(beam_kw or {}))
     beams = {"ids": [trim(q[1:], eos) for q in out.sequences.tolist()], "scores": out.sequences_scores.tolist()}
     return greedy, beams
 
@@ -149,6 +150,15 @@ def draw_processors(rng):
     minimum length (HF's generate() names)."""
     return {"repetition_penalty": rng.choice([1.3, 2.0, 0.8]), "no_repeat_ngram_size": rng.choice([0, 2, 3]),
             "min_new_tokens": rng.choice([0, 3])}
+
+
+def draw_beam_options(rng):
+    """Beam search's length penalty and stopping rule for one model (HF's generate() names)."""
+    return {"length_penalty": rng.choice([1.0, 0.0, 2.0, -1.0, 0.5]), "early_stopping": rng.choice([False, True, "never"])}
+
+
+def beam_args(opts):
+    return ["--length-penalty", str(opts["length_penalty"]), "--early-stopping", str(opts["early_stopping"]).lower()]
 
 
 @torch.no_grad()
@@ -232,9 +242,12 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None):
     return problems, ties, worst
 
 
-def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs=None, what=""):
+def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs=None, what="", beam_extra=(),
+                     length_penalty=1.0):
     """`t0 generate` (arguments `common`) against HF's greedy and beam results: a list of problems and
-    the number of near-ties; the largest differences go into `worst`."""
+    the number of near-ties; the largest differences go into `worst`. A beam score is a sum of log-probs
+    over `length ** length_penalty` (the start token counted): it is held to `tol` per token so summed and
+    scaled, `tol · max(1, length ** (1 - length_penalty))`."""
     problems, ties = [], 0
     rows = run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
     for k, (ref, got) in enumerate(zip(greedy, rows)):
@@ -255,7 +268,7 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
             if err64 > tol:
                 problems.append(f"greedy{what} input {k}: log-prob error {err:.2e} ({err64:.2e} from HF in float64)")
     # Beam search of all inputs in one call (their beams share one decoder state).
-    beam_rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2",
+    beam_rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2", *beam_extra,
                                 *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
     for k in range(len(inputs)):
         rows = beam_rows[2 * k: 2 * k + 2]
@@ -263,7 +276,8 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
         if got_ids != beams[k]["ids"]:
             problems.append(f"beam{what} input {k}: {got_ids} != HF {beams[k]['ids']} (possible near-tie)")
         else:
-            err = max(abs(a - b) for a, b in zip(got_scores, beams[k]["scores"]))
+            err = max(abs(a - b) / max(1.0, (len(ids) + 1) ** (1 - length_penalty))
+                      for a, b, ids in zip(got_scores, beams[k]["scores"], got_ids))
             worst["beam"] = max(worst["beam"], err)
             if err > tol:
                 problems.append(f"beam{what} input {k}: scores {got_scores} != HF {beams[k]['scores']}")
@@ -317,14 +331,15 @@ def check(seed, binary, work, device="cpu"):
     problems, ties, _ = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs)
     # Greedy and beam search again with logits processors at work (drawn after everything above,
     # so the models and inputs of a seed do not depend on this round).
-    proc = draw_processors(rng)
+    proc, beam_opts = draw_processors(rng), draw_beam_options(rng)
     kw = {"use_cache": False} if config.num_decoder_layers > config.num_layers else {}
-    refs = [hf_generate(model, torch.tensor([x]), {**kw, **proc}) for x in inputs]
+    refs = [hf_generate(model, torch.tensor([x]), {**kw, **proc}, beam_opts) for x in inputs]
     common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device, *processor_args(proc)]
     more, more_ties = compare_generate(binary, common, inputs, [g for g, _ in refs], [b for _, b in refs], tol,
                                        {"greedy": 0.0, "beam": 0.0},
                                        lambda k, toks: processed_logprobs(model64, torch.tensor([inputs[k]]), toks, proc),
-                                       what=" (processors)")
+                                       what=" (processors)", beam_extra=beam_args(beam_opts),
+                                       length_penalty=beam_opts["length_penalty"])
     problems, ties = problems + more, ties + more_ties
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
@@ -332,7 +347,8 @@ def check(seed, binary, work, device="cpu"):
             f"tied={config.tie_word_embeddings} type={config.model_type} vocab={v} eos={eos} start={config.decoder_start_token_id} "
             f"eps={config.layer_norm_epsilon} storage={storage}{' sharded' if seed % 3 == 1 else ''} "
             f"hf32-vs-64={f64_gap:.0e} processors: penalty={proc['repetition_penalty']} "
-            f"ngram={proc['no_repeat_ngram_size']} min_new={proc['min_new_tokens']}")
+            f"ngram={proc['no_repeat_ngram_size']} min_new={proc['min_new_tokens']} "
+            f"beams: length_penalty={beam_opts['length_penalty']} early_stopping={beam_opts['early_stopping']}")
     return desc, problems, ties
 
 

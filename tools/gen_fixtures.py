@@ -545,13 +545,18 @@ def make_model(spec, out_dir):
     return dict(name=spec["name"], seed=seed, margin=margin)
 
 
-# Logits processors recorded per model (expected_processors.json), each with greedy and beam search:
-# HF's generate() options. A setting is kept for a model only where its recorded results are robust
-# (greedy margins and beams under noise, as for the plain runs).
+# Logits processors recorded per model (expected_processors.json), each with greedy and beam search, the
+# beams also with a length penalty and stopping rule: HF's generate() options. A setting is kept for a model
+# only where its recorded results are robust (greedy margins and beams under noise, as for the plain runs).
 PROCESSOR_SETTINGS = [
-    {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2},
-    {"repetition_penalty": 0.8, "min_new_tokens": 4},
-    {"repetition_penalty": 2.0, "no_repeat_ngram_size": 3, "min_new_tokens": 2},
+    ({"repetition_penalty": 1.3, "no_repeat_ngram_size": 2}, {"length_penalty": 0.0, "early_stopping": True}),
+    ({"repetition_penalty": 0.8, "min_new_tokens": 4}, {"length_penalty": 2.0, "early_stopping": "never"}),
+    ({"repetition_penalty": 2.0, "no_repeat_ngram_size": 3, "min_new_tokens": 2}, {"length_penalty": -1.0}),
+    ({"no_repeat_ngram_size": 2}, {"length_penalty": 0.5, "early_stopping": "never"}),
+    # Stopping rules alone (where they change HF's beams: at least one model each, checked below).
+    ({}, {"length_penalty": 2.0, "early_stopping": True}),
+    ({}, {"length_penalty": 1.0, "early_stopping": "never"}),
+    ({}, {"length_penalty": 2.0, "early_stopping": "never"}),
 ]
 
 
@@ -564,8 +569,8 @@ def make_processor_records(spec, out_dir):
     kw = gen_kwargs(model.config)
     with open(os.path.join(d, "expected.json")) as f:
         plain = json.load(f)["cases"]
-    runs, changed = [], 0
-    for k, setting in enumerate(PROCESSOR_SETTINGS):
+    runs, changed, rules = [], 0, set()
+    for k, (setting, beam_opts) in enumerate(PROCESSOR_SETTINGS):
         opts = {key: v for key, v in setting.items() if key != "min_new_tokens"}
         min_new = setting.get("min_new_tokens", 0)
         cases, problems = [], []
@@ -574,26 +579,33 @@ def make_processor_records(spec, out_dir):
             greedy, margin = run_greedy(model, ids, min_new, {**kw, **opts})
             if margin <= MARGIN_MIN:
                 problems.append(f"case {i}: greedy margin {margin:.2e}")
-            beams, scores = run_beam(model, ids, 2, {**kw, **setting})
+            beams, scores = run_beam(model, ids, 2, {**kw, **setting, **beam_opts})
             for ns in (1, 2):
-                if run_beam(model, ids, 2, {**kw, **setting}, noise_seed=100000 + 1000 * k + 10 * i + ns)[0] != beams:
+                noisy = run_beam(model, ids, 2, {**kw, **setting, **beam_opts}, noise_seed=100000 + 1000 * k + 10 * i + ns)
+                if noisy[0] != beams:
                     problems.append(f"case {i}: beam result changes under noise")
             changed += greedy["token_ids"] != case["greedy"]["token_ids"]
+            # Whether the stopping rule changes the beams here (HF's default rule instead).
+            es = beam_opts.get("early_stopping", False)
+            if es is not False and run_beam(model, ids, 2, {**kw, **setting, **beam_opts, "early_stopping": False}) != (
+                    beams, scores):
+                rules.add(str(es))
             cases.append({"input_ids": ids, "greedy": greedy,
                           "beam": {"num_beams": NUM_BEAMS, "num_return_sequences": 2, "max_new_tokens": MAX_NEW,
-                                   "token_ids": beams, "sequence_scores": scores}})
+                                   **beam_opts, "token_ids": beams, "sequence_scores": scores}})
         if problems:
-            print(f"  {spec['name']} processors {setting}: not recorded ({'; '.join(problems)})", flush=True)
+            print(f"  {spec['name']} processors {setting} {beam_opts}: not recorded ({'; '.join(problems)})", flush=True)
             continue
-        runs.append({"processors": setting, "cases": cases})
+        runs.append({"processors": setting, "beam_options": beam_opts, "cases": cases})
     if not runs or not changed:
         raise SystemExit(f"{spec['name']}: no robust processor setting that changes a greedy output")
     write_json(os.path.join(d, "expected_processors.json"), {
         "model": spec["name"], "transformers_version": transformers.__version__,
         "torch_version": torch.__version__, "runs": runs,
     })
-    print(f"{spec['name']}: {len(runs)} processor settings recorded, {changed} greedy outputs changed by them",
-          flush=True)
+    print(f"{spec['name']}: {len(runs)} processor settings recorded, {changed} greedy outputs changed by them, "
+          f"beams changed by early_stopping = {sorted(rules) or 'none'}", flush=True)
+    return rules
 
 
 LOGITS_PROCESS_CASES = 100
@@ -660,9 +672,12 @@ def main():
     transformers.logging.set_verbosity_error()
     os.makedirs(os.path.join(args.out, "models"), exist_ok=True)
     if args.processors:
+        rules = set()
         for spec in MODELS:
             if not args.only or spec["name"] in args.only:
-                make_processor_records(spec, args.out)
+                rules |= make_processor_records(spec, args.out)
+        if not args.only and rules != {"True", "never"}:
+            raise SystemExit(f"the recorded beams tell early_stopping apart from false only for {sorted(rules)}")
         make_logits_process_cases(args.out)
         return
     make_buckets(args.out)

@@ -86,8 +86,10 @@ pub fn teacher_logits(model: &t0_model::T5Model, case: &Value) -> Vec<f32> {
 /// Checks `generate` (inputs, settings → per input, its sequences) against HF's greedy and beam
 /// search with logits processors at work, recorded for the fixture model in `dir`
 /// (`expected_processors.json`: repetition penalties above and below 1, n-gram bans, minimum
-/// lengths): per setting, all of the model's cases in one call, greedy then beam search (4
-/// beams, 2 returned); ids identical, log-probs and scores within `tol`.
+/// lengths; the beams also with length penalties 0, 2, −1 and 0.5 and early stopping true or
+/// "never"): per setting, all of the model's cases in one call, greedy then beam search (4
+/// beams, 2 returned); ids identical, log-probs within `tol`, a beam score (a sum of log-probs
+/// over `length^length_penalty`) within `tol` per token so summed and scaled.
 pub fn check_processor_runs(
     dir: &Path,
     tol: f32,
@@ -110,10 +112,23 @@ pub fn check_processor_runs(
         let cases = run["cases"].as_array().expect("cases");
         let inputs: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["input_ids"])).collect();
         let greedy = generate(&inputs, &cfg);
-        let beam_cfg = t0_model::GenerationConfig { num_beams: 4, num_return_sequences: 2, ..cfg.clone() };
+        let b = &run["beam_options"];
+        let lp = b["length_penalty"].as_f64().unwrap_or(1.0) as f32;
+        let early_stopping = match &b["early_stopping"] {
+            Value::Bool(v) => t0_model::EarlyStopping::Bool(*v),
+            Value::String(s) if s == "never" => t0_model::EarlyStopping::Never,
+            _ => t0_model::EarlyStopping::Bool(false),
+        };
+        let beam_cfg = t0_model::GenerationConfig {
+            num_beams: 4,
+            num_return_sequences: 2,
+            length_penalty: lp,
+            early_stopping,
+            ..cfg.clone()
+        };
         let beams = generate(&inputs, &beam_cfg);
         for (i, case) in cases.iter().enumerate() {
-            let at = format!("{what} processors {p} case {i}");
+            let at = format!("{what} processors {p}, beams {b}, case {i}");
             let g = &case["greedy"];
             assert_eq!(greedy[i][0].token_ids, ids(&g["token_ids"]), "{at}: greedy ids");
             assert_close(&greedy[i][0].token_logprobs, &floats(&g["token_logprobs"]), tol, &format!("{at}: greedy"));
@@ -122,7 +137,10 @@ pub fn check_processor_runs(
             for (j, want) in b["token_ids"].as_array().expect("beams").iter().enumerate() {
                 assert_eq!(beams[i][j].token_ids, ids(want), "{at}: beam {j} ids");
                 let s = beams[i][j].score.expect("a beam score");
-                assert!((s - want_scores[j]).abs() <= tol, "{at}: beam {j} score {s} vs {}", want_scores[j]);
+                // The start token counts in the length.
+                let len = (beams[i][j].token_ids.len() + 1) as f32;
+                let bar = tol * len.powf(1.0 - lp).max(1.0);
+                assert!((s - want_scores[j]).abs() <= bar, "{at}: beam {j} score {s} vs {}", want_scores[j]);
             }
         }
     }

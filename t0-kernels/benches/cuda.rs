@@ -19,7 +19,8 @@ mod common;
 
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use t0_kernels::cuda::cudarc::driver::CudaSlice;
 use t0_kernels::cuda::{self, CudaAttention, CudaKernels};
 
@@ -45,15 +46,35 @@ struct Rate {
     bytes: bool,
 }
 
-/// Seconds per call of `f` (which waits for the device), from a short timed loop.
-fn seconds_per_call(mut f: impl FnMut()) -> f64 {
-    f();
-    let (t, mut n) = (Instant::now(), 0u32);
-    while t.elapsed().as_secs_f64() < 0.3 {
-        f();
-        n += 1;
+/// Benchmarks `call` (which waits for the device) as `param` of `group`, and notes its rate for
+/// the closing table as `id`: `units` bytes (`bytes`) or flops per call, over every iteration
+/// criterion timed. A bench the command line's filter skips leaves no row (and costs nothing).
+#[allow(clippy::too_many_arguments)]
+fn bench_rate(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    param: &str,
+    id: String,
+    units: f64,
+    bytes: bool,
+    rates: &mut Vec<Rate>,
+    mut call: impl FnMut(),
+) {
+    let (mut n, mut secs) = (0u64, 0.0f64);
+    group.bench_function(BenchmarkId::from_parameter(param), |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                call();
+            }
+            let elapsed = t.elapsed();
+            n += iters;
+            secs += elapsed.as_secs_f64();
+            elapsed
+        })
+    });
+    if n > 0 && secs > 0.0 {
+        rates.push(Rate { id, per_s: units * n as f64 / secs, bytes });
     }
-    t.elapsed().as_secs_f64() / f64::from(n)
 }
 
 fn kernels(c: &mut Criterion) {
@@ -92,7 +113,7 @@ fn kernels(c: &mut Criterion) {
                 let x = gpu.upload(&common::rand_vec(m * k, 2)).unwrap();
                 let mut y = gpu.zeros(m * n).unwrap();
                 let mut i = 0;
-                let mut call = || {
+                let call = || {
                     match &weights {
                         Copies::F32(v) => {
                             gpu.gemv_f32(&x.as_view(), m, &v[i % v.len()].as_view(), n, k, &mut y.as_view_mut())
@@ -108,9 +129,8 @@ fn kernels(c: &mut Criterion) {
                     gpu.synchronize().unwrap();
                     i += 1;
                 };
-                group.bench_function(BenchmarkId::from_parameter(format!("m{m}")), |b| b.iter(&mut call));
                 let id = format!("gemv_{dtype}/{name}/m{m}");
-                rates.push(Rate { id, per_s: bytes as f64 / seconds_per_call(&mut call), bytes: true });
+                bench_rate(&mut group, &format!("m{m}"), id, bytes as f64, true, &mut rates, call);
             }
             group.finish();
         }
@@ -129,13 +149,12 @@ fn kernels(c: &mut Criterion) {
                 let mut y = gpu.zeros(m * n).unwrap();
                 let flops = 2 * m * n * k;
                 group.throughput(Throughput::Elements(flops as u64));
-                let mut call = || {
+                let call = || {
                     gpu.gemm_bf16(&x.as_view(), m, &w.as_view(), n, k, &mut y.as_view_mut()).unwrap();
                     gpu.synchronize().unwrap();
                 };
-                group.bench_function(BenchmarkId::from_parameter(format!("m{m}")), |b| b.iter(&mut call));
                 let id = format!("gemm_bf16_tc/{name}/m{m}");
-                rates.push(Rate { id, per_s: flops as f64 / seconds_per_call(&mut call), bytes: false });
+                bench_rate(&mut group, &format!("m{m}"), id, flops as f64, false, &mut rates, call);
             }
             group.finish();
         }
@@ -174,13 +193,12 @@ fn kernels(c: &mut Criterion) {
             q_batch_stride: 3 * heads * d,
             kv_batch_stride: heads * cap * d,
         };
-        let mut call = || {
+        let call = || {
             gpu.attention(&args, &mut out.as_view_mut()).unwrap();
             gpu.synchronize().unwrap();
         };
-        group.bench_function(BenchmarkId::from_parameter(format!("kv{kv_len}")), |b| b.iter(&mut call));
         let id = format!("attention/decode_b8_h32x64/kv{kv_len}");
-        rates.push(Rate { id, per_s: bytes as f64 / seconds_per_call(&mut call), bytes: true });
+        bench_rate(&mut group, &format!("kv{kv_len}"), id, bytes as f64, true, &mut rates, call);
     }
     group.finish();
 
@@ -193,12 +211,11 @@ fn kernels(c: &mut Criterion) {
     group.throughput(Throughput::Bytes((rows * vocab * 4) as u64));
     for k in [1, 9, 51] {
         let lv = logits.as_view();
-        let mut call = || {
+        let call = || {
             gpu.row_summaries(&lv, rows, vocab, k, &[]).unwrap();
         };
-        group.bench_function(BenchmarkId::from_parameter(format!("k{k}")), |b| b.iter(&mut call));
         let id = format!("row_summary/b8_v32128/k{k}");
-        rates.push(Rate { id, per_s: (rows * vocab * 4) as f64 / seconds_per_call(&mut call), bytes: true });
+        bench_rate(&mut group, &format!("k{k}"), id, (rows * vocab * 4) as f64, true, &mut rates, call);
     }
     group.finish();
 

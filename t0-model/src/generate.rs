@@ -2,9 +2,9 @@
 //! [`crate::beam`]. Every input of a batch is decoded in one batched step; rows finish
 //! independently and are dropped from the batch when they do.
 
-use crate::decoding::Decoding;
 use t0_kernels::logit_edit::Edit;
 
+use crate::decoding::Decoding;
 use crate::logits_process::{idle, process, warp, RowProcess};
 use crate::pick;
 use crate::sampling::Rng;

@@ -9,6 +9,8 @@ other than 1/0, a fifth saved as mT5 and a fifth as umT5), random weights, rando
 * greedy ids and token log-probs of several inputs decoded as one padded batch;
 * beam search (3 beams, 2 returned) of all inputs in one call: ids and scores;
 * rank-classification scores of answer choices (`t0 score`);
+* with `--device host|cuda`: sampling (top-k, a temperature, top-p; with and without the processors)
+  against the CPU model with the same seed;
 * greedy and beam search again with logits processors at work (a repetition penalty of 1.3, 2 or 0.8,
   an n-gram size of 0, 2 or 3, a minimum length of 0 or 3, drawn per model), the beams with a length
   penalty of 1, 0, 2, -1 or 0.5 and early stopping false, true or "never": ids, log-probs, scores.
@@ -284,6 +286,26 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
     return problems, ties
 
 
+def compare_sampling(binary, d, device, inputs, proc, rng):
+    """Sampling on `device` against the CPU model with the same seed (HF's sampler draws other numbers,
+    so the reference is ours; the warpers themselves are held to HF's in tests/parity.rs): top-k with
+    a drawn temperature, with and without the model's processors. Ids identical, log-probs within 1e-4."""
+    problems = []
+    warp = ["--do-sample", "--seed", str(rng.randint(0, 1000)), "--top-k", str(rng.choice([1, 3, 10])),
+            "--temperature", str(rng.choice([0.7, 1.0, 1.5])), "--top-p", str(rng.choice([1.0, 0.9]))]
+    ids = sum((["--input-ids", ids_arg(i)] for i in inputs), [])
+    for extra in ([], processor_args(proc)):
+        args = ["generate", "--model", d, "--max-new-tokens", str(MAX_NEW), "--json", *warp, *extra, *ids]
+        want = run_t0(binary, [*args, "--device", "cpu"])
+        got = run_t0(binary, [*args, "--device", device])
+        for k, (g, w) in enumerate(zip(got, want)):
+            err = max((abs(a - b) for a, b in zip(g["token_logprobs"], w["token_logprobs"])), default=0.0)
+            if g["token_ids"] != w["token_ids"] or err > TOL:
+                problems.append(f"sampling{' (processors)' if extra else ''} input {k}: {g['token_ids']} on {device}, "
+                                f"{w['token_ids']} on the CPU (log-probs {err:.1e} apart)")
+    return problems
+
+
 def check_model_dir(d, binary, device, seed=0):
     """An existing model directory (e.g. T0_3B-shaped random weights from `t0 random-init`): HF's
     references first, in float32 only, then the model is freed before `t0` runs (two float32 copies
@@ -341,6 +363,8 @@ def check(seed, binary, work, device="cpu"):
                                        what=" (processors)", beam_extra=beam_args(beam_opts),
                                        length_penalty=beam_opts["length_penalty"])
     problems, ties = problems + more, ties + more_ties
+    if device != "cpu":
+        problems += compare_sampling(binary, d, device, inputs, proc, rng)
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
             f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "

@@ -286,10 +286,11 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
     return problems, ties
 
 
-def compare_sampling(binary, d, device, inputs, proc, rng):
+def compare_sampling(binary, d, device, inputs, proc, rng, tol):
     """Sampling on `device` against the CPU model with the same seed (HF's sampler draws other numbers,
     so the reference is ours; the warpers themselves are held to HF's in tests/parity.rs): top-k with
-    a drawn temperature, with and without the model's processors. Ids identical, log-probs within 1e-4."""
+    a drawn temperature, with and without the model's processors. Ids identical, log-probs within `tol`
+    (the model's bar: the two paths sum in different orders, and some random models amplify that)."""
     problems = []
     warp = ["--do-sample", "--seed", str(rng.randint(0, 1000)), "--top-k", str(rng.choice([1, 3, 10])),
             "--temperature", str(rng.choice([0.7, 1.0, 1.5])), "--top-p", str(rng.choice([1.0, 0.9]))]
@@ -300,7 +301,7 @@ def compare_sampling(binary, d, device, inputs, proc, rng):
         got = run_t0(binary, [*args, "--device", device])
         for k, (g, w) in enumerate(zip(got, want)):
             err = max((abs(a - b) for a, b in zip(g["token_logprobs"], w["token_logprobs"])), default=0.0)
-            if g["token_ids"] != w["token_ids"] or err > TOL:
+            if g["token_ids"] != w["token_ids"] or err > tol:
                 problems.append(f"sampling{' (processors)' if extra else ''} input {k}: {g['token_ids']} on {device}, "
                                 f"{w['token_ids']} on the CPU (log-probs {err:.1e} apart)")
     return problems
@@ -364,7 +365,7 @@ def check(seed, binary, work, device="cpu"):
                                        length_penalty=beam_opts["length_penalty"])
     problems, ties = problems + more, ties + more_ties
     if device != "cpu":
-        problems += compare_sampling(binary, d, device, inputs, proc, rng)
+        problems += compare_sampling(binary, d, device, inputs, proc, rng, tol)
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} buckets={config.relative_attention_num_buckets}/"
             f"{config.relative_attention_max_distance} ffn={config.feed_forward_proj} "

@@ -260,7 +260,7 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None, se
     greedy, beams, scores = refs
     worst = {"greedy": 0.0, "beam": 0.0, "score": 0.0}
     common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device]
-    problems, ties = compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs, sensitivity)
+    problems, rounding = compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs, sensitivity)
     for k, ids in enumerate(inputs):
         row = run_t0(binary, ["score", "--model", d, "--json", "--device", device, "--input-ids", ids_arg(ids),
                               *sum((["--choice-ids", ids_arg(c)] for c in choices[k]), [])])[0]
@@ -268,7 +268,7 @@ def compare(binary, d, device, inputs, choices, refs, tol, f64_logprobs=None, se
         worst["score"] = max(worst["score"], err)
         if err > tol * max(len(c) for c in choices[k]):
             problems.append(f"score input {k}: {row['scores']} != HF {scores[k]}")
-    return problems, ties, worst
+    return problems, rounding, worst
 
 
 def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logprobs=None, sensitivity=None, what="",
@@ -276,17 +276,17 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
     """`t0 generate` (arguments `common`) against HF's greedy and beam results: a list of problems and
     a list of rounding cases, which are not failures: a differing id where HF's own top-2 gap is under
     1e-4 (a near-tie), and a log-prob off float64 by no more than f32-sized noise moves it at that
-    step (an ill-conditioned step, see `rounding_sensitivity`). The largest differences go into `worst`. A beam score is a sum of log-probs
-    over `length ** length_penalty` (the start token counted): it is held to `tol` per token so summed and
-    scaled, `tol · max(1, length ** (1 - length_penalty))`."""
-    problems, ties = [], []
+    step (an ill-conditioned step, see `rounding_sensitivity`). The largest differences go into `worst`.
+    A beam score is a sum of log-probs over `length ** length_penalty` (the start token counted): it is
+    held to `tol` per token so summed and scaled, `tol · max(1, length ** (1 - length_penalty))`."""
+    problems, rounding = [], []
     rows = run_t0(binary, ["generate", *common, *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
     for k, (ref, got) in enumerate(zip(greedy, rows)):
         n = next((j for j, (a, b) in enumerate(zip(ref["ids"], got["token_ids"])) if a != b),
                  None if len(ref["ids"]) == len(got["token_ids"]) else min(len(ref["ids"]), len(got["token_ids"])))
         if n is not None:
             if n < len(ref["gaps"]) and ref["gaps"][n] < TOL:
-                ties.append(f"greedy{what} input {k}: near-tie at step {n} (HF's top-2 gap {ref['gaps'][n]:.1e})")
+                rounding.append(f"greedy{what} input {k}: near-tie at step {n} (HF's top-2 gap {ref['gaps'][n]:.1e})")
                 continue
             problems.append(f"greedy{what} input {k}: ids {got['token_ids']} != HF {ref['ids']}")
             continue
@@ -302,7 +302,7 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
                 moved = sensitivity(k, ref["ids"])[step] if sensitivity else 0.0
                 line = (f"greedy{what} input {k}: log-prob error {err:.2e} ({err64:.2e} from HF in float64 at step "
                         f"{step}, where f32-sized noise moves it by up to {moved:.2e})")
-                (ties if err64 <= moved else problems).append(line)
+                (rounding if err64 <= moved else problems).append(line)
     # Beam search of all inputs in one call (their beams share one decoder state).
     beam_rows = run_t0(binary, ["generate", *common, "--num-beams", "3", "--num-return-sequences", "2", *beam_extra,
                                 *sum((["--input-ids", ids_arg(i)] for i in inputs), [])])
@@ -317,7 +317,7 @@ def compare_generate(binary, common, inputs, greedy, beams, tol, worst, f64_logp
             worst["beam"] = max(worst["beam"], err)
             if err > tol:
                 problems.append(f"beam{what} input {k}: scores {got_scores} != HF {beams[k]['scores']}")
-    return problems, ties
+    return problems, rounding
 
 
 def compare_sampling(binary, d, device, inputs, proc, rng, tol):
@@ -358,12 +358,12 @@ def check_model_dir(d, binary, device, seed=0):
     greedy, beams, scores, _, _ = hf_reference(model, inputs, choices, f64=False)
     del model
     gc.collect()
-    problems, ties, worst = compare(binary, d, device, inputs, choices, (greedy, beams, scores), TOL)
+    problems, rounding, worst = compare(binary, d, device, inputs, choices, (greedy, beams, scores), TOL)
     desc = (f"{d}: d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
             f"layers={config.num_layers}+{config.num_decoder_layers} ffn={config.feed_forward_proj} vocab={config.vocab_size}; "
             f"greedy ids {[g['ids'] for g in greedy]}, beams {[b['ids'] for b in beams]}; largest differences from HF: "
             f"greedy log-prob {worst['greedy']:.1e}, beam score {worst['beam']:.1e}, choice score {worst['score']:.1e}")
-    return desc, problems, ties
+    return desc, problems, rounding
 
 
 def check(seed, binary, work, device="cpu"):
@@ -385,7 +385,7 @@ def check(seed, binary, work, device="cpu"):
     def f64_logprobs(k, toks):
         return teacher_logprobs(model64, torch.tensor([inputs[k]]), [config.decoder_start_token_id] + toks[:-1], toks)
 
-    problems, ties, _ = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs,
+    problems, rounding, _ = compare(binary, d, device, inputs, choices, (greedy, beams, scores), tol, f64_logprobs,
                                 lambda k, toks: rounding_sensitivity(model64, lambda: f64_logprobs(k, toks)))
     # Greedy and beam search again with logits processors at work (drawn after everything above,
     # so the models and inputs of a seed do not depend on this round).
@@ -393,14 +393,14 @@ def check(seed, binary, work, device="cpu"):
     kw = {"use_cache": False} if config.num_decoder_layers > config.num_layers else {}
     refs = [hf_generate(model, torch.tensor([x]), {**kw, **proc}, beam_opts) for x in inputs]
     common = ["--model", d, "--max-new-tokens", str(MAX_NEW), "--json", "--device", device, *processor_args(proc)]
-    more, more_ties = compare_generate(binary, common, inputs, [g for g, _ in refs], [b for _, b in refs], tol,
+    more, more_rounding = compare_generate(binary, common, inputs, [g for g, _ in refs], [b for _, b in refs], tol,
                                        {"greedy": 0.0, "beam": 0.0},
                                        lambda k, toks: processed_logprobs(model64, torch.tensor([inputs[k]]), toks, proc),
                                        lambda k, toks: rounding_sensitivity(model64, lambda: processed_logprobs(
                                            model64, torch.tensor([inputs[k]]), toks, proc)),
                                        what=" (processors)", beam_extra=beam_args(beam_opts),
                                        length_penalty=beam_opts["length_penalty"])
-    problems, ties = problems + more, ties + more_ties
+    problems, rounding = problems + more, rounding + more_rounding
     if device != "cpu":
         problems += compare_sampling(binary, d, device, inputs, proc, rng, tol)
     desc = (f"d_model={config.d_model} heads={config.num_heads}x{config.d_kv} d_ff={config.d_ff} "
@@ -411,7 +411,7 @@ def check(seed, binary, work, device="cpu"):
             f"hf32-vs-64={f64_gap:.0e} processors: penalty={proc['repetition_penalty']} "
             f"ngram={proc['no_repeat_ngram_size']} min_new={proc['min_new_tokens']} "
             f"beams: length_penalty={beam_opts['length_penalty']} early_stopping={beam_opts['early_stopping']}")
-    return desc, problems, ties
+    return desc, problems, rounding
 
 
 PIECES = ["hello", "World", "the", "cast-iron", "don't", "U.S.A.", "3.14", "1,000", "naïve", "café", "Straße",
@@ -502,18 +502,18 @@ def main():
     args = ap.parse_args()
     if args.model:
         torch.set_num_threads(os.cpu_count())
-        desc, problems, ties = check_model_dir(args.model, args.t0, args.device)
-        print(f"{'ok' if not problems else 'MISMATCH'}{rounding_note(ties)}  {desc}", flush=True)
-        for p in problems + [f"(rounding) {t}" for t in ties]:
+        desc, problems, rounding = check_model_dir(args.model, args.t0, args.device)
+        print(f"{'ok' if not problems else 'MISMATCH'}{rounding_note(rounding)}  {desc}", flush=True)
+        for p in problems + [f"(rounding) {t}" for t in rounding]:
             print(f"    {p}", flush=True)
         sys.exit(1 if problems else 0)
     torch.set_num_threads(1)
     failed = 0
     for seed in seeds(args.seeds):
-        desc, problems, ties = check(seed, args.t0, args.work, args.device)
+        desc, problems, rounding = check(seed, args.t0, args.work, args.device)
         status = "ok" if not problems else "MISMATCH"
-        print(f"seed {seed}: {status}{rounding_note(ties)}  {desc}", flush=True)
-        for p in problems + [f"(rounding) {t}" for t in ties]:
+        print(f"seed {seed}: {status}{rounding_note(rounding)}  {desc}", flush=True)
+        for p in problems + [f"(rounding) {t}" for t in rounding]:
             print(f"    {p}", flush=True)
         failed += bool(problems)
     print(f"{failed} of {len(seeds(args.seeds))} models mismatched")

@@ -55,12 +55,15 @@ fn cache() -> tempfile::TempDir {
     tmp
 }
 
-/// Run `t0` with the HF cache variables set as given (and every other one removed).
+/// Run `t0` with the HF cache variables set as given (and every other one removed), offline:
+/// `cargo test --workspace` builds `t0` with the `hub-download` feature (the root package turns
+/// it on for its own test), and these tests are about what the cache alone resolves.
 fn t0_env(env: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_t0"));
     for k in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"] {
         cmd.env_remove(k);
     }
+    cmd.env("HF_HUB_OFFLINE", "1");
     for (k, v) in env {
         cmd.env(k, v);
     }

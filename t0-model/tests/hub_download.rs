@@ -2,7 +2,8 @@
 //! cannot reach the real one): a thread serves `/api/models/<id>/revision/<rev>` and
 //! `/<id>/resolve/<rev>/<file>` (with `Range` and the `X-Repo-Commit` / `ETag` headers the hub
 //! sends) for the tiny fixture model; the download must land in the cache in `huggingface_hub`'s
-//! layout and load. Run with `cargo test -p t0-model --features hub-download`.
+//! layout and load. `cargo test --workspace` runs it (the root package turns the feature on for
+//! tests), as does `cargo test -p t0-model --features hub-download`.
 #![cfg(feature = "hub-download")]
 
 use std::io::{BufRead, BufReader, Write};

@@ -112,6 +112,25 @@ fn ids_outside_the_vocabulary() {
 }
 
 #[test]
+fn a_batch_of_classifications_names_the_bad_item() {
+    let (_t, dir) = model_dir();
+    let m = load(&dir).unwrap();
+    let ok = [vec![5, 1], vec![6, 1]];
+    let cases: [(&[t0_model::ClassifyItem], &str); 3] = [
+        (&[(&[5, 1], &ok[..]), (&[6, 1], &[])], "item 1: no answer choices to score"),
+        (&[(&[], &ok[..]), (&[6, 1], &ok[..])], "item 0: the prompt is empty"),
+        (&[(&[5, 1], &ok[..]), (&[6, 1], &[vec![7, 1], vec![]])], "item 1: answer choice 1 has no tokens"),
+    ];
+    for (items, want) in cases {
+        let err = m.classify_batch(items, false).unwrap_err();
+        assert!(matches!(err, ModelError::InvalidArgument(ref s) if s.starts_with(want)), "{err:?}");
+    }
+    let err = m.classify_batch(&[(&[5, 1], &ok[..]), (&[6, 1], &[vec![99, 1]])], false).unwrap_err();
+    assert!(matches!(err, ModelError::TokenOutOfRange { id: 99, .. }), "{err:?}");
+    assert!(m.classify_batch(&[], false).unwrap().is_empty());
+}
+
+#[test]
 fn empty_inputs_are_invalid_arguments_but_eos_alone_is_fine() {
     let (_t, dir) = model_dir();
     let m = load(&dir).unwrap();
@@ -134,6 +153,9 @@ fn input_longer_than_the_limit() {
     let beam = GenerationConfig { num_beams: 2, ..GenerationConfig::greedy(2) };
     assert!(matches!(m.generate(std::slice::from_ref(&long), &beam), Err(ModelError::InputTooLong { .. })));
     assert!(matches!(m.classify(&long, &[vec![1]], false), Err(ModelError::InputTooLong { .. })));
+    let one = [vec![1]];
+    let err = m.classify_batch(&[(&[5, 1], &one[..]), (&long, &one[..])], false).unwrap_err();
+    assert!(matches!(err, ModelError::InputTooLong { index: 1, tokens: 9, limit: 8 }), "{err:?}");
     m.set_max_input_tokens(9);
     assert!(m.generate(&[long], &GenerationConfig::greedy(2)).is_ok());
 }

@@ -220,6 +220,34 @@ fn choice_scores_match_hf_with_one_encoder_pass() {
     });
 }
 
+/// All of a model's cases scored in one `classify_batch` call (prompts of different lengths
+/// padded into one encoder batch, every choice of every case one decoder row reading its own
+/// prompt's cache, choices of different lengths): each case's scores are HF's, and the batch
+/// ran the encoder once.
+#[test]
+fn batched_choice_scores_match_hf() {
+    for_each_model(|name, model, exp| {
+        let cases = exp.cases();
+        let prompts: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["input_ids"])).collect();
+        let choices: Vec<Vec<Vec<u32>>> =
+            cases.iter().map(|c| c["choices"]["choices"].as_array().unwrap().iter().map(ids).collect()).collect();
+        // Reversed, so that the batch's order is not the fixture's.
+        let items: Vec<t0_model::ClassifyItem> =
+            prompts.iter().zip(&choices).rev().map(|(p, c)| (p.as_slice(), c.as_slice())).collect();
+        let before = model.encoder_passes();
+        let out = model.classify_batch(&items, false).unwrap();
+        assert_eq!(model.encoder_passes() - before, 1, "{name}: one encoder pass for the batch");
+        assert_eq!(out.len(), cases.len());
+        for (i, (case, r)) in cases.iter().rev().zip(&out).enumerate() {
+            let sums: Vec<f32> = r.choices.iter().map(|c| c.sum).collect();
+            let ch = &case["choices"];
+            assert_close(&sums, &floats(&ch["scores"]), TOL, &format!("{name} batch item {i} choice scores"));
+            let best = (0..sums.len()).fold(0, |b, j| if sums[j] > sums[b] { j } else { b });
+            assert_eq!(r.best, best, "{name} batch item {i}");
+        }
+    });
+}
+
 /// Models written by transformers 5.x (tools/gen_fixtures_tf5.py): every config says
 /// `tie_word_embeddings: true`, and `scale_decoder_outputs` says whether the decoder output is
 /// scaled before the (tied) head. Greedy ids are the same either way (a positive scale keeps

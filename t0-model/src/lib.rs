@@ -74,5 +74,5 @@ pub use generation_config::{EarlyStopping, GenerationConfig};
 pub use inspect::ModelInfo;
 pub use model::{EncoderOutput, LoadOptions, T5Model, DEFAULT_MAX_INPUT_TOKENS};
 pub use pipeline::{TextGeneration, Tokenizer, T0};
-pub use score::{ChoiceScore, Classification};
+pub use score::{ChoiceScore, Classification, ClassifyItem};
 pub use t0_kernels::PackDType;

@@ -17,6 +17,9 @@ pub struct ChoiceScore {
     pub token_logprobs: Vec<f32>,
 }
 
+/// One prompt and its answer choices (token ids), for [`T5Model::classify_batch`].
+pub type ClassifyItem<'a> = (&'a [u32], &'a [Vec<u32>]);
+
 /// Scores of all choices of one prompt.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Classification {
@@ -42,34 +45,86 @@ impl T5Model {
     /// # Ok::<(), t0_model::ModelError>(())
     /// ```
     pub fn classify(&self, prompt: &[u32], choices: &[Vec<u32>], length_normalize: bool) -> Result<Classification> {
-        check_request(prompt, choices)?;
+        let mut out = self.classify_batch(&[(prompt, choices)], length_normalize)?;
+        Ok(out.remove(0))
+    }
+
+    /// [`Self::classify`] for several prompts at once, each with its own choices: the prompts are
+    /// encoded as one padded batch, and the choices of all of them are teacher-forced as one
+    /// batch of decoder rows, each reading its own prompt's cross-attention cache. One pass
+    /// over the weights serves every prompt (T0's evaluation over a dataset).
+    ///
+    /// Scores agree with [`Self::classify`] on each prompt alone up to float rounding (a larger
+    /// batch may take other matmul paths, which sum in another order).
+    ///
+    /// ```
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+    /// # use t0_model::T5Model;
+    /// # let model = T5Model::from_dir("tests/fixtures/models/t0-tiny".as_ref())?;
+    /// let yes_no = [vec![4273, 1], vec![465, 1]];
+    /// let rs = model.classify_batch(&[(&[27, 7, 48, 1], &yes_no[..]), (&[363, 19, 1], &yes_no[..])], false)?;
+    /// assert_eq!(rs.len(), 2);
+    /// let alone = model.classify(&[363, 19, 1], &yes_no, false)?;
+    /// assert!((rs[1].choices[0].sum - alone.choices[0].sum).abs() < 1e-4);
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn classify_batch(
+        &self,
+        items: &[(&[u32], &[Vec<u32>])],
+        length_normalize: bool,
+    ) -> Result<Vec<Classification>> {
+        for (i, (prompt, choices)) in items.iter().enumerate() {
+            check_request(prompt, choices).map_err(|e| match e {
+                ModelError::InvalidArgument(m) if items.len() > 1 => {
+                    ModelError::InvalidArgument(format!("item {i}: {m}"))
+                }
+                e => e,
+            })?;
+            for ch in choices.iter() {
+                self.check_ids(ch)?;
+            }
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let c = self.config();
         let vocab = c.vocab_size;
-        let t = choices.iter().map(Vec::len).max().unwrap_or(1);
-        // Decoder input of row r: start token + choice[..len-1], padded to t.
-        let mut tokens = vec![c.pad_token_id; choices.len() * t];
-        for (r, ch) in choices.iter().enumerate() {
-            tokens[r * t] = c.decoder_start_token_id;
-            tokens[r * t + 1..r * t + ch.len()].copy_from_slice(&ch[..ch.len() - 1]);
-        }
-        for ch in choices {
-            self.check_ids(ch)?;
-        }
-        let enc = self.encode(&[prompt])?;
-        let cross = self.cross_cache(&enc);
-        let mut state = self.decoder_state(cross, vec![0; choices.len()])?;
-        let logits = self.decode_step(&mut state, &tokens, t)?;
-        let mut scores = Vec::with_capacity(choices.len());
-        for (r, ch) in choices.iter().enumerate() {
-            let mut lps = Vec::with_capacity(ch.len());
-            for (i, &tok) in ch.iter().enumerate() {
-                let row = &mut logits[(r * t + i) * vocab..(r * t + i + 1) * vocab];
-                self.kernels().log_softmax(row);
-                lps.push(row[tok as usize]);
+        let rows: usize = items.iter().map(|(_, ch)| ch.len()).sum();
+        let t = items.iter().flat_map(|(_, ch)| ch.iter().map(Vec::len)).max().unwrap_or(1);
+        // Decoder input of row r: start token + choice[..len-1], padded to t; it reads the
+        // cross-attention cache of its item's prompt.
+        let mut tokens = vec![c.pad_token_id; rows * t];
+        let mut source_of_row = Vec::with_capacity(rows);
+        for (i, (_, choices)) in items.iter().enumerate() {
+            for ch in choices.iter() {
+                let r = source_of_row.len();
+                tokens[r * t] = c.decoder_start_token_id;
+                tokens[r * t + 1..r * t + ch.len()].copy_from_slice(&ch[..ch.len() - 1]);
+                source_of_row.push(i);
             }
-            scores.push(ChoiceScore::new(lps));
         }
-        Ok(Classification::pick(scores, length_normalize))
+        let prompts: Vec<&[u32]> = items.iter().map(|(p, _)| *p).collect();
+        let enc = self.encode(&prompts)?;
+        let cross = self.cross_cache(&enc);
+        let mut state = self.decoder_state(cross, source_of_row)?;
+        let logits = self.decode_step(&mut state, &tokens, t)?;
+        let mut r = 0;
+        let mut out = Vec::with_capacity(items.len());
+        for (_, choices) in items {
+            let mut scores = Vec::with_capacity(choices.len());
+            for ch in choices.iter() {
+                let mut lps = Vec::with_capacity(ch.len());
+                for (i, &tok) in ch.iter().enumerate() {
+                    let row = &mut logits[(r * t + i) * vocab..(r * t + i + 1) * vocab];
+                    self.kernels().log_softmax(row);
+                    lps.push(row[tok as usize]);
+                }
+                scores.push(ChoiceScore::new(lps));
+                r += 1;
+            }
+            out.push(Classification::pick(scores, length_normalize));
+        }
+        Ok(out)
     }
 }
 

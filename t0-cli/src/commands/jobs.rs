@@ -1,6 +1,8 @@
 //! `--input FILE.jsonl` for `t0 generate` and `t0 score`: one request per line, results as JSONL
 //! in the same order. Consecutive requests with the same options are decoded together as one
 //! batch; a bad line is reported with its line number and the other lines still get results.
+//! Scoring lines may name their correct choice (`"label"`): each result then says whether the
+//! best choice was it, and the run ends with the accuracy on stderr (T0's evaluation).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -11,8 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use t0_model::{GenerationConfig, T0};
 
-/// Most requests decoded together in one batch.
-const MAX_BATCH: usize = 16;
+/// Most decoder positions (choice rows × longest choice) scored in one batch: bounds the logits
+/// a batch of scoring lines holds at once (vocabulary × 4 bytes each, 128 MiB for T5's 32128).
+const MAX_SCORED_POSITIONS: usize = 1024;
 
 /// One line of the input file. Options not given fall back to the command line's.
 #[derive(Debug, Deserialize)]
@@ -22,6 +25,9 @@ struct Request {
     choices: Option<Vec<String>>,
     #[serde(default)]
     length_normalize: Option<bool>,
+    /// The correct choice: its index in `choices` (from 0) or its text.
+    #[serde(default)]
+    label: Option<serde_json::Value>,
     #[serde(flatten)]
     options: BTreeMap<String, serde_json::Value>,
 }
@@ -73,9 +79,17 @@ fn merged_config(
     Ok(cfg)
 }
 
-/// Run every request and write one JSON line per request (in order) to stdout.
-/// Returns the number of failed lines.
-pub fn run_file(t0: &T0, path: &Path, base: &GenerationConfig, scoring: bool, quiet: bool) -> Result<usize> {
+/// Run every request and write one JSON line per request (in order) to stdout, decoding up to
+/// `batch` lines together. Returns the number of failed lines.
+pub fn run_file(
+    t0: &T0,
+    path: &Path,
+    base: &GenerationConfig,
+    scoring: bool,
+    quiet: bool,
+    batch: usize,
+) -> Result<usize> {
+    let batch_size = batch.max(1);
     let requests = read_requests(path)?;
     let bar = progress(requests.len() as u64, quiet);
     let start = std::time::Instant::now();
@@ -94,12 +108,16 @@ pub fn run_file(t0: &T0, path: &Path, base: &GenerationConfig, scoring: bool, qu
             Ok(r) => r,
         };
         if scoring || req.choices.is_some() {
-            outcomes[i] = Some(score_one(t0, req));
-            i += 1;
-            bar.inc(1);
+            // This line and the scoring lines right after it.
+            let mut j = i;
+            while matches!(&requests[j..], [Ok(r), ..] if scoring || r.choices.is_some()) {
+                j += 1;
+            }
+            score_lines(t0, &requests, i..j, batch_size, &mut outcomes, &bar);
+            i = j;
             continue;
         }
-        let cfg = match merged_config(base, &req.options) {
+        let cfg = match generation_config(base, req) {
             Ok(c) => c,
             Err(e) => {
                 outcomes[i] = Some(Err(e));
@@ -110,9 +128,9 @@ pub fn run_file(t0: &T0, path: &Path, base: &GenerationConfig, scoring: bool, qu
         };
         let mut batch = vec![i];
         let mut j = i + 1;
-        while j < requests.len() && batch.len() < MAX_BATCH {
+        while j < requests.len() && batch.len() < batch_size {
             match &requests[j] {
-                Ok(r) if r.choices.is_none() && merged_config(base, &r.options).ok().as_ref() == Some(&cfg) => {
+                Ok(r) if r.choices.is_none() && generation_config(base, r).ok().as_ref() == Some(&cfg) => {
                     batch.push(j);
                     j += 1;
                 }
@@ -167,10 +185,16 @@ pub fn run_file(t0: &T0, path: &Path, base: &GenerationConfig, scoring: bool, qu
     bar.finish_and_clear();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut failed = 0;
+    let (mut failed, mut labelled, mut correct) = (0, 0, 0);
     for (i, o) in outcomes.into_iter().enumerate() {
         let v = match o {
-            Some(Ok(v)) => v,
+            Some(Ok(v)) => {
+                if let Some(c) = v.get("correct").and_then(serde_json::Value::as_bool) {
+                    labelled += 1;
+                    correct += usize::from(c);
+                }
+                v
+            }
             Some(Err(e)) => {
                 failed += 1;
                 eprintln!("error: {}: line {}: {e}", path.display(), i + 1);
@@ -180,18 +204,135 @@ pub fn run_file(t0: &T0, path: &Path, base: &GenerationConfig, scoring: bool, qu
         };
         writeln!(out, "{v}")?;
     }
+    out.flush()?;
+    if labelled > 0 {
+        eprintln!("{}", accuracy_line(correct, labelled, requests.len()));
+    }
     Ok(failed)
 }
 
-fn score_one(t0: &T0, req: &Request) -> Outcome {
+/// The summary printed after a file whose scoring lines had labels.
+fn accuracy_line(correct: usize, labelled: usize, lines: usize) -> String {
+    let mut s = format!("accuracy {:.4}: {correct} of {labelled} labelled lines", correct as f64 / labelled as f64);
+    if lines > labelled {
+        s += &format!(" ({} of the file's {lines} lines had no label or failed)", lines - labelled);
+    }
+    s
+}
+
+/// A generation line's options on top of the command line's (a label only goes with choices).
+fn generation_config(base: &GenerationConfig, req: &Request) -> Result<GenerationConfig, String> {
+    if req.label.is_some() {
+        return Err("\"label\" names the correct one of the \"choices\", and this line has none".into());
+    }
+    merged_config(base, &req.options)
+}
+
+/// The index of the correct choice named by `label` (an index from 0, or a choice's text).
+fn label_index(label: &serde_json::Value, choices: &[String]) -> Result<usize, String> {
+    match label {
+        serde_json::Value::Number(n) => match n.as_u64() {
+            Some(i) if (i as usize) < choices.len() => Ok(i as usize),
+            Some(i) => Err(format!("\"label\" {i} is not the index of one of the {} choices (from 0)", choices.len())),
+            None => Err(format!("\"label\" {n} is not a choice's index (0, 1, ...)")),
+        },
+        serde_json::Value::String(t) => choices
+            .iter()
+            .position(|c| c == t)
+            .ok_or_else(|| format!("\"label\" {t:?} is not one of the choices {choices:?}")),
+        other => Err(format!("\"label\" must be a choice's index or its text, not {other}")),
+    }
+}
+
+/// A scoring line, tokenized.
+struct Scoring {
+    line: usize,
+    prompt: Vec<u32>,
+    choices: Vec<Vec<u32>>,
+    label: Option<usize>,
+    length_normalize: bool,
+}
+
+/// Tokenize scoring line `line` (its choices with `</s>`, as [`T0::classify_text`] does) and
+/// resolve its label.
+fn prepare(t0: &T0, line: usize, req: &Request) -> std::result::Result<Scoring, String> {
     let Some(choices) = &req.choices else {
         return Err("no \"choices\" to score".into());
     };
-    let refs: Vec<&str> = choices.iter().map(String::as_str).collect();
-    let norm = req.length_normalize.unwrap_or(false);
-    let r = t0.classify_text(&req.prompt, &refs, norm).map_err(line_error)?;
-    let scores: Vec<f32> = r.choices.iter().map(|c| if norm { c.mean } else { c.sum }).collect();
-    Ok(serde_json::json!({ "scores": scores, "best": r.best }))
+    let label = req.label.as_ref().map(|l| label_index(l, choices)).transpose()?;
+    let prompt = t0.encode(&req.prompt).map_err(line_error)?;
+    let tok = t0.tokenizer().map_err(line_error)?;
+    let choices = choices.iter().map(|c| tok.encode_with(c, true)).collect();
+    Ok(Scoring { line, prompt, choices, label, length_normalize: req.length_normalize.unwrap_or(false) })
+}
+
+/// Score the lines `lines` (all scoring requests), several at a time: lines of similar prompt
+/// length go together (less padding), up to `batch_size` lines and [`MAX_SCORED_POSITIONS`]
+/// decoder positions per batch. A batch that fails is scored again line by line, so that each
+/// line gets its own error.
+fn score_lines(
+    t0: &T0,
+    requests: &[std::result::Result<Request, String>],
+    lines: std::ops::Range<usize>,
+    batch_size: usize,
+    outcomes: &mut [Option<Outcome>],
+    bar: &ProgressBar,
+) {
+    let mut ready = Vec::new();
+    for line in lines {
+        let Ok(req) = &requests[line] else { continue };
+        match prepare(t0, line, req) {
+            Ok(s) => ready.push(s),
+            Err(e) => {
+                outcomes[line] = Some(Err(e));
+                bar.inc(1);
+            }
+        }
+    }
+    ready.sort_by_key(|s| (s.length_normalize, s.prompt.len()));
+    let mut rest = &ready[..];
+    while !rest.is_empty() {
+        let (mut n, mut rows, mut t) = (0, 0, 0);
+        while let Some(s) = rest.get(n) {
+            let t_with = s.choices.iter().map(Vec::len).max().unwrap_or(1).max(t);
+            let fits = n < batch_size
+                && s.length_normalize == rest[0].length_normalize
+                && (rows + s.choices.len()) * t_with <= MAX_SCORED_POSITIONS;
+            if n > 0 && !fits {
+                break;
+            }
+            (n, rows, t) = (n + 1, rows + s.choices.len(), t_with);
+        }
+        let (chunk, tail) = rest.split_at(n);
+        let items: Vec<t0_model::ClassifyItem> =
+            chunk.iter().map(|s| (s.prompt.as_slice(), s.choices.as_slice())).collect();
+        match t0.model().classify_batch(&items, chunk[0].length_normalize) {
+            Ok(rs) => {
+                for (s, r) in chunk.iter().zip(rs) {
+                    outcomes[s.line] = Some(Ok(scored(s, &r)));
+                }
+            }
+            Err(_) => {
+                for s in chunk {
+                    let r = t0.model().classify(&s.prompt, &s.choices, s.length_normalize);
+                    outcomes[s.line] = Some(r.map(|r| scored(s, &r)).map_err(line_error));
+                }
+            }
+        }
+        bar.inc(n as u64);
+        rest = tail;
+    }
+}
+
+/// A scoring line's result object.
+fn scored(s: &Scoring, r: &t0_model::Classification) -> serde_json::Value {
+    let scores: Vec<f32> = r.choices.iter().map(|c| if s.length_normalize { c.mean } else { c.sum }).collect();
+    let mut v = serde_json::json!({ "scores": scores, "best": r.best });
+    if let Some(l) = s.label {
+        v["label"] = l.into();
+        v["correct"] = (r.best == l).into();
+    }
+    v
 }
 
 /// An error about one line's prompt, worded for that line.
@@ -201,5 +342,44 @@ fn line_error(e: t0_model::ModelError) -> String {
             format!("the prompt has {tokens} tokens, more than the limit of {limit} (--max-input-tokens)")
         }
         e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn labels_by_index_or_text() {
+        let choices = vec!["yes".to_string(), "no".to_string(), "maybe".to_string()];
+        assert_eq!(label_index(&json!(0), &choices), Ok(0));
+        assert_eq!(label_index(&json!(2), &choices), Ok(2));
+        assert_eq!(label_index(&json!("no"), &choices), Ok(1));
+        let err = |v| label_index(&v, &choices).unwrap_err();
+        assert!(err(json!(3)).contains("3 is not the index of one of the 3 choices"));
+        assert!(err(json!(-1)).contains("-1 is not a choice's index"));
+        assert!(err(json!(1.5)).contains("1.5 is not a choice's index"));
+        assert!(err(json!("No")).contains("\"No\" is not one of the choices"));
+        assert!(err(json!(true)).contains("must be a choice's index or its text, not true"));
+    }
+
+    #[test]
+    fn a_label_rides_along_without_being_an_option() {
+        let r: Request = serde_json::from_str(r#"{"prompt": "p", "choices": ["a", "b"], "label": 1}"#).unwrap();
+        assert_eq!(r.label, Some(json!(1)));
+        assert!(r.options.is_empty());
+        let g: Request = serde_json::from_str(r#"{"prompt": "p", "label": 1, "max_new_tokens": 2}"#).unwrap();
+        let e = generation_config(&GenerationConfig::greedy(4), &g).unwrap_err();
+        assert!(e.contains("this line has none"), "{e}");
+    }
+
+    #[test]
+    fn accuracy_summary() {
+        assert_eq!(accuracy_line(2, 3, 3), "accuracy 0.6667: 2 of 3 labelled lines");
+        assert_eq!(
+            accuracy_line(1, 1, 4),
+            "accuracy 1.0000: 1 of 1 labelled lines (3 of the file's 4 lines had no label or failed)"
+        );
     }
 }

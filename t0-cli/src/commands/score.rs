@@ -28,9 +28,15 @@ pub struct Args {
     /// An answer choice as token ids (include the final 1 = `</s>` yourself). Repeat.
     #[arg(long = "choice-ids", value_parser = super::parse_ids)]
     choice_ids: Vec<Vec<u32>>,
-    /// A JSONL file of requests (`{"prompt": ..., "choices": [...]}` per line); results as JSONL.
+    /// A JSONL file of requests (`{"prompt": ..., "choices": [...]}` per line, optionally
+    /// `"label"`: the correct choice's index or text); results as JSONL, then the accuracy over
+    /// the labelled lines on stderr.
     #[arg(long)]
     input: Option<PathBuf>,
+    /// With --input: the most lines decoded together as one batch (lines of similar length
+    /// go together when scoring).
+    #[arg(long = "batch-size", value_parser = clap::value_parser!(u16).range(1..=1024), default_value_t = 16)]
+    batch_size: u16,
     /// Rank by the mean log-prob per token instead of the sum.
     #[arg(long)]
     length_normalize: bool,
@@ -56,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(path) = &a.input {
         let t0 = load(&a)?;
         let quiet = !crate::ui::show_progress();
-        let failed = super::jobs::run_file(&t0, path, &Default::default(), true, quiet)?;
+        let failed = super::jobs::run_file(&t0, path, &Default::default(), true, quiet, a.batch_size.into())?;
         if failed > 0 {
             bail!("{failed} line(s) of {} failed (see the error objects in the output)", path.display());
         }

@@ -179,9 +179,34 @@ impl T0 {
 
     /// Rank classification of text choices (each encoded with `</s>`, as T0's evaluation does).
     pub fn classify_text(&self, prompt: &str, choices: &[&str], length_normalize: bool) -> Result<Classification> {
+        let mut out = self.classify_texts(&[(prompt, choices)], length_normalize)?;
+        Ok(out.remove(0))
+    }
+
+    /// [`Self::classify_text`] for several prompts, each with its own choices, scored as one
+    /// batch ([`T5Model::classify_batch`]): one encoder pass and one decoder pass for all.
+    ///
+    /// ```
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+    /// let t0 = t0_model::T0::from_pretrained("tests/fixtures/models/t0-tiny")?;
+    /// let sentiment: &[&str] = &["Positive", "Negative"];
+    /// let rs = t0.classify_texts(
+    ///     &[("Review: best skillet ever. Positive or negative?", sentiment), ("Is the sky green?", &["Yes", "No"])],
+    ///     false,
+    /// )?;
+    /// println!("{} {}", sentiment[rs[0].best], rs[1].best);
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn classify_texts(&self, items: &[(&str, &[&str])], length_normalize: bool) -> Result<Vec<Classification>> {
         let tok = self.tokenizer()?;
-        let ids = self.encode(prompt)?;
-        let choices: Vec<Vec<u32>> = choices.iter().map(|c| tok.encode_with(c, true)).collect();
-        self.model.classify(&ids, &choices, length_normalize)
+        let mut prompts = Vec::with_capacity(items.len());
+        let mut choices = Vec::with_capacity(items.len());
+        for (prompt, cs) in items {
+            prompts.push(self.encode(prompt)?);
+            choices.push(cs.iter().map(|c| tok.encode_with(c, true)).collect::<Vec<Vec<u32>>>());
+        }
+        let batch: Vec<crate::ClassifyItem> =
+            prompts.iter().zip(&choices).map(|(p, c)| (p.as_slice(), c.as_slice())).collect();
+        self.model.classify_batch(&batch, length_normalize)
     }
 }

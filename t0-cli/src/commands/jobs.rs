@@ -273,8 +273,8 @@ fn prepare(t0: &T0, line: usize, req: &Request) -> std::result::Result<Scoring, 
 
 /// Score the lines `lines` (all scoring requests), several at a time: lines of similar prompt
 /// length go together, up to `batch_size` lines, [`MAX_SCORED_POSITIONS`] decoder positions and
-/// [`MAX_PADDING_PERCENT`] of padding per batch. A batch that fails is scored again line by line, so that each
-/// line gets its own error.
+/// [`MAX_PADDING_PERCENT`] of padding per batch. A batch that fails is scored again line by
+/// line, so that each line gets its own error.
 fn score_lines(
     t0: &T0,
     requests: &[std::result::Result<Request, String>],

@@ -162,3 +162,32 @@ fn batch_size_must_be_positive() {
         assert!(err.contains("--batch-size") && err.contains("0"), "{err}");
     }
 }
+
+/// A line the model refuses (no choices) in the same batch as good ones: the batch is scored
+/// again line by line, the bad line gets its error and the others their results.
+#[test]
+fn a_bad_line_in_a_batch_fails_alone() {
+    let dir = fixture();
+    let model = dir.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("in.jsonl");
+    let lines = [
+        serde_json::json!({"prompt": PROMPTS[0], "choices": CHOICES}),
+        serde_json::json!({"prompt": PROMPTS[0], "choices": []}),
+        serde_json::json!({"prompt": PROMPTS[0], "choices": ["No", "Yes"], "label": "Yes"}),
+    ];
+    std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let (code, out, err) = t0(&["score", "--model", model, "--no-eos", "--input", path.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 1, "{err}");
+    let got: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(got.len(), 3, "{out}");
+    let (want, best) = score_alone(model, PROMPTS[0]);
+    assert_close(&floats(&got[0]["scores"]), &want, "line 1");
+    assert_eq!(got[0]["best"], best);
+    assert_eq!(got[1]["line"], 2);
+    assert!(got[1]["error"].as_str().unwrap().contains("no answer choices"), "{out}");
+    assert_eq!(got[2]["label"], 1);
+    let (want, _) = score_alone_with(model, PROMPTS[0], &["No", "Yes"], false);
+    assert_close(&floats(&got[2]["scores"]), &want, "line 3");
+    assert!(err.contains("accuracy") && err.contains("of 1 labelled lines"), "{err}");
+}

@@ -177,6 +177,19 @@ impl T0 {
             .collect())
     }
 
+    /// Token ids of an answer choice: always with `</s>`, whatever [`Self::with_eos`] says for
+    /// prompts (T0's evaluation scores the end of the answer too).
+    ///
+    /// ```
+    /// # std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap(); // the repository root
+    /// let t0 = t0_model::T0::from_pretrained("tests/fixtures/models/t0-tiny")?.with_eos(false);
+    /// assert_eq!(t0.encode_choice("Yes")?.last(), Some(&1));
+    /// # Ok::<(), t0_model::ModelError>(())
+    /// ```
+    pub fn encode_choice(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer()?.encode_with(text, true))
+    }
+
     /// Rank classification of text choices (each encoded with `</s>`, as T0's evaluation does).
     pub fn classify_text(&self, prompt: &str, choices: &[&str], length_normalize: bool) -> Result<Classification> {
         let mut out = self.classify_texts(&[(prompt, choices)], length_normalize)?;
@@ -198,12 +211,11 @@ impl T0 {
     /// # Ok::<(), t0_model::ModelError>(())
     /// ```
     pub fn classify_texts(&self, items: &[(&str, &[&str])], length_normalize: bool) -> Result<Vec<Classification>> {
-        let tok = self.tokenizer()?;
         let mut prompts = Vec::with_capacity(items.len());
         let mut choices = Vec::with_capacity(items.len());
         for (prompt, cs) in items {
             prompts.push(self.encode(prompt)?);
-            choices.push(cs.iter().map(|c| tok.encode_with(c, true)).collect::<Vec<Vec<u32>>>());
+            choices.push(cs.iter().map(|c| self.encode_choice(c)).collect::<Result<Vec<_>>>()?);
         }
         let batch: Vec<crate::ClassifyItem> =
             prompts.iter().zip(&choices).map(|(p, c)| (p.as_slice(), c.as_slice())).collect();

@@ -68,11 +68,7 @@ impl T5Model {
     /// assert!((rs[1].choices[0].sum - alone.choices[0].sum).abs() < 1e-4);
     /// # Ok::<(), t0_model::ModelError>(())
     /// ```
-    pub fn classify_batch(
-        &self,
-        items: &[(&[u32], &[Vec<u32>])],
-        length_normalize: bool,
-    ) -> Result<Vec<Classification>> {
+    pub fn classify_batch(&self, items: &[ClassifyItem<'_>], length_normalize: bool) -> Result<Vec<Classification>> {
         for (i, (prompt, choices)) in items.iter().enumerate() {
             check_request(prompt, choices).map_err(|e| match e {
                 ModelError::InvalidArgument(m) if items.len() > 1 => {

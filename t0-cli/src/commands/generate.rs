@@ -25,10 +25,8 @@ pub struct Args {
     /// JSONL in the same order.
     #[arg(long)]
     input: Option<PathBuf>,
-    /// With --input: the most lines decoded together as one batch (lines of similar length
-    /// go together when scoring).
-    #[arg(long = "batch-size", value_parser = clap::value_parser!(u16).range(1..=1024), default_value_t = 16)]
-    batch_size: u16,
+    #[command(flatten)]
+    batch: super::jobs::BatchSize,
     /// Encode text prompts without the trailing `</s>` (as T0's evaluation scripts do).
     #[arg(long)]
     no_eos: bool,
@@ -152,7 +150,7 @@ pub fn run(a: Args) -> Result<()> {
     super::load_args::warn_unused(t0.model());
     if let Some(path) = &a.input {
         let quiet = !crate::ui::show_progress();
-        let failed = super::jobs::run_file(&t0, path, &cfg, false, quiet, a.batch_size.into())?;
+        let failed = super::jobs::run_file(&t0, path, &cfg, false, quiet, a.batch)?;
         if failed > 0 {
             bail!("{failed} line(s) of {} failed (see the error objects in the output)", path.display());
         }

@@ -22,6 +22,15 @@ const MAX_SCORED_POSITIONS: usize = 1024;
 /// int8 on AVX2, where it does not), so more padding than this would cost more than it saves.
 const MAX_PADDING_PERCENT: usize = 10;
 
+/// `--batch-size` of `t0 generate` and `t0 score`.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct BatchSize {
+    /// With --input: the most lines decoded together as one batch (lines of similar length
+    /// go together when scoring).
+    #[arg(long = "batch-size", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), default_value_t = 16)]
+    size: u16,
+}
+
 /// One line of the input file. Options not given fall back to the command line's.
 #[derive(Debug, Deserialize)]
 struct Request {
@@ -85,16 +94,16 @@ fn merged_config(
 }
 
 /// Run every request and write one JSON line per request (in order) to stdout, decoding up to
-/// `batch` lines together. Returns the number of failed lines.
+/// `batch.size` lines together. Returns the number of failed lines.
 pub fn run_file(
     t0: &T0,
     path: &Path,
     base: &GenerationConfig,
     scoring: bool,
     quiet: bool,
-    batch: usize,
+    batch: BatchSize,
 ) -> Result<usize> {
-    let batch_size = batch.max(1);
+    let batch_size = usize::from(batch.size);
     let requests = read_requests(path)?;
     let bar = progress(requests.len() as u64, quiet);
     let start = std::time::Instant::now();
@@ -258,16 +267,14 @@ struct Scoring {
     length_normalize: bool,
 }
 
-/// Tokenize scoring line `line` (its choices with `</s>`, as [`T0::classify_text`] does) and
-/// resolve its label.
+/// Tokenize scoring line `line` (as [`T0::classify_text`] does) and resolve its label.
 fn prepare(t0: &T0, line: usize, req: &Request) -> std::result::Result<Scoring, String> {
     let Some(choices) = &req.choices else {
         return Err("no \"choices\" to score".into());
     };
     let label = req.label.as_ref().map(|l| label_index(l, choices)).transpose()?;
     let prompt = t0.encode(&req.prompt).map_err(line_error)?;
-    let tok = t0.tokenizer().map_err(line_error)?;
-    let choices = choices.iter().map(|c| tok.encode_with(c, true)).collect();
+    let choices = choices.iter().map(|c| t0.encode_choice(c)).collect::<t0_model::Result<_>>().map_err(line_error)?;
     Ok(Scoring { line, prompt, choices, label, length_normalize: req.length_normalize.unwrap_or(false) })
 }
 

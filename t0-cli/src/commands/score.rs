@@ -33,10 +33,8 @@ pub struct Args {
     /// the labelled lines on stderr.
     #[arg(long)]
     input: Option<PathBuf>,
-    /// With --input: the most lines decoded together as one batch (lines of similar length
-    /// go together when scoring).
-    #[arg(long = "batch-size", value_parser = clap::value_parser!(u16).range(1..=1024), default_value_t = 16)]
-    batch_size: u16,
+    #[command(flatten)]
+    batch: super::jobs::BatchSize,
     /// Rank by the mean log-prob per token instead of the sum.
     #[arg(long)]
     length_normalize: bool,
@@ -62,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(path) = &a.input {
         let t0 = load(&a)?;
         let quiet = !crate::ui::show_progress();
-        let failed = super::jobs::run_file(&t0, path, &Default::default(), true, quiet, a.batch_size.into())?;
+        let failed = super::jobs::run_file(&t0, path, &Default::default(), true, quiet, a.batch)?;
         if failed > 0 {
             bail!("{failed} line(s) of {} failed (see the error objects in the output)", path.display());
         }
@@ -88,7 +86,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let mut choices = Vec::new();
     for c in &a.choices {
-        choices.push(t0.tokenizer()?.encode_with(c, true));
+        choices.push(t0.encode_choice(c)?);
     }
     choices.extend(a.choice_ids.iter().cloned());
     let r = match dtype {
